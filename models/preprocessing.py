@@ -1,0 +1,51 @@
+"""The Transform step: turns raw taxi features into model inputs and the label."""
+
+from __future__ import annotations
+
+import tensorflow as tf
+import tensorflow_transform as tft
+
+from models import features
+
+
+def fill_in_missing(value: tf.Tensor | tf.SparseTensor) -> tf.Tensor:
+    """Densifies an optional feature ([batch, 1] sparse) to [batch], with '' or 0 where absent."""
+    if not isinstance(value, tf.SparseTensor):
+        return tf.reshape(value, [-1])
+    default = "" if value.dtype == tf.string else tf.cast(0, value.dtype)
+    dense = tf.sparse.to_dense(
+        tf.SparseTensor(value.indices, value.values, [value.dense_shape[0], 1]), default
+    )
+    return tf.squeeze(dense, axis=1)
+
+
+def big_tip_label(fare: tf.Tensor, tips: tf.Tensor) -> tf.Tensor:
+    """1 when the tip is more than BIG_TIP_SHARE of the fare, else 0."""
+    is_big = tf.greater(tf.cast(tips, tf.float32), tf.cast(fare, tf.float32) * features.BIG_TIP_SHARE)
+    return tf.cast(is_big, tf.int64)
+
+
+def preprocessing_fn(inputs: dict[str, tf.Tensor | tf.SparseTensor]) -> dict[str, tf.Tensor]:
+    outputs: dict[str, tf.Tensor] = {}
+    for key in features.NUMERIC_FEATURE_KEYS:
+        amount = tf.maximum(tf.cast(fill_in_missing(inputs[key]), tf.float32), 0.0)
+        outputs[features.transformed_name(key)] = tft.scale_to_z_score(tf.math.log1p(amount))
+
+    for key in features.BUCKET_FEATURE_KEYS:
+        coordinate = tf.cast(fill_in_missing(inputs[key]), tf.float32)
+        outputs[features.transformed_name(key)] = tft.bucketize(coordinate, features.BUCKET_COUNT)
+
+    for key in features.CATEGORICAL_FEATURE_KEYS:
+        outputs[features.transformed_name(key)] = tft.compute_and_apply_vocabulary(
+            fill_in_missing(inputs[key]),
+            top_k=features.VOCAB_TOP_K,
+            num_oov_buckets=features.OOV_BUCKETS,
+            vocab_filename=key,
+        )
+
+    # The label is absent at serving time; only training and evaluation data carry it.
+    if features.LABEL_KEY in inputs:
+        outputs[features.LABEL_XF] = big_tip_label(
+            fill_in_missing(inputs[features.FARE_KEY]), fill_in_missing(inputs[features.LABEL_KEY])
+        )
+    return outputs

@@ -1,0 +1,67 @@
+"""Serving signatures: every entry point applies the Transform graph before the model.
+
+- `serving_default`: serialized `tf.Example`s (no label) -> {"probabilities": [batch, 1]}.
+- `serving_raw`: one tensor per raw feature, the shape of the JSON `instances` that Vertex AI
+  endpoints send ({"fare": 12.5, "payment_type": "Cash", ...}) -> {"probabilities": [batch, 1]}.
+- `transform_features`: serialized examples -> transformed features and label, for TFMA.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+import tensorflow_transform as tft
+
+from models import features
+
+DEFAULT_SIGNATURE = "serving_default"
+RAW_SIGNATURE = "serving_raw"
+TRANSFORM_SIGNATURE = "transform_features"
+
+
+def export(model: tf.keras.Model, tf_transform_output: tft.TFTransformOutput, export_dir: str) -> None:
+    # Tracked on the model so the Transform graph's assets are saved with it.
+    model.tft_layer = tf_transform_output.transform_features_layer()
+    raw_spec = tf_transform_output.raw_feature_spec()
+    serving_spec = {key: spec for key, spec in raw_spec.items() if key in features.RAW_FEATURE_KEYS}
+
+    def predict(raw_features: dict[str, tf.Tensor | tf.SparseTensor]) -> dict[str, tf.Tensor]:
+        transformed = model.tft_layer(raw_features)
+        model_inputs = {name: transformed[name] for name in model.input_names}
+        return {"probabilities": model(model_inputs)}
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+    def serve_examples(serialized: tf.Tensor) -> dict[str, tf.Tensor]:
+        return predict(tf.io.parse_example(serialized, serving_spec))
+
+    @tf.function(
+        input_signature=[
+            {key: tf.TensorSpec([None], spec.dtype, name=key) for key, spec in serving_spec.items()}
+        ]
+    )
+    def serve_instances(instances: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+        return predict({key: _as_parsed(value, serving_spec[key]) for key, value in instances.items()})
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+    def transform_features(serialized: tf.Tensor) -> dict[str, tf.Tensor]:
+        return model.tft_layer(tf.io.parse_example(serialized, raw_spec))
+
+    tf.saved_model.save(
+        model,
+        export_dir,
+        signatures={
+            DEFAULT_SIGNATURE: serve_examples,
+            RAW_SIGNATURE: serve_instances.get_concrete_function(),
+            TRANSFORM_SIGNATURE: transform_features,
+        },
+    )
+
+
+def _as_parsed(
+    value: tf.Tensor, spec: tf.io.FixedLenFeature | tf.io.VarLenFeature
+) -> tf.Tensor | tf.SparseTensor:
+    """One value per instance, shaped as `tf.io.parse_example` would give it for `spec`."""
+    if isinstance(spec, tf.io.VarLenFeature):
+        rows = tf.shape(value, out_type=tf.int64)[0]
+        indices = tf.stack([tf.range(rows), tf.zeros([rows], tf.int64)], axis=1)
+        return tf.SparseTensor(indices, value, dense_shape=tf.stack([rows, 1]))
+    return tf.reshape(value, [-1, *spec.shape])

@@ -1,0 +1,44 @@
+"""Runs the pipeline on this machine: TFX LocalDagRunner, Beam DirectRunner, SQLite metadata."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from typing import TextIO
+
+from pipeline.config import PipelineConfig
+from pipeline.progress import ProgressReporter
+from pipeline.run_summary import RunSummary, read_run_summary
+
+
+def run_local(config: PipelineConfig, stream: TextIO = sys.stdout, verbose: bool = False) -> RunSummary:
+    """Runs every component in order; raises whatever a failing component raised."""
+    from absl import logging as absl_logging
+    from tfx import v1 as tfx
+
+    from pipeline.pipeline import create_pipeline
+
+    pipeline = create_pipeline(config)
+    absl_logger = logging.getLogger("absl")
+    reporter = ProgressReporter(stream)
+    previous_verbosity = absl_logging.get_verbosity()
+    # Through absl, not Logger.setLevel: TensorFlow resets absl's verbosity while saving models.
+    absl_logging.set_verbosity(absl_logging.INFO)
+    absl_logger.addHandler(reporter)
+    if not verbose:
+        # TFX logs every step at INFO; the reporter prints the essentials instead.
+        absl_logger.propagate = False
+    started = time.monotonic()
+    try:
+        tfx.orchestration.LocalDagRunner().run(pipeline)
+    except BaseException:
+        if reporter.running:
+            stream.write(f"  {reporter.running:<32} FAILED after {time.monotonic() - started:.1f} s\n")
+        raise
+    finally:
+        absl_logger.removeHandler(reporter)
+        absl_logging.set_verbosity(previous_verbosity)
+        absl_logger.propagate = True
+    stream.write(f"Pipeline finished in {time.monotonic() - started:.1f} s\n")
+    return read_run_summary(config, reporter.timings)

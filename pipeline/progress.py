@@ -1,0 +1,50 @@
+"""Shows which component runs and for how long, from the messages TFX's local runner logs."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from dataclasses import dataclass
+from typing import TextIO
+
+# Format strings of tfx.orchestration.local.local_dag_runner and portable.launcher (TFX 1.16).
+_STARTED = "Component %s is running."
+_FINISHED = "Component %s is finished."
+_CACHED = "A cached execution %d is used."
+
+
+@dataclass(frozen=True)
+class ComponentTiming:
+    component_id: str
+    seconds: float
+    cached: bool
+
+
+class ProgressReporter(logging.Handler):
+    """A handler for the `absl` logger that prints one line per component and keeps timings."""
+
+    def __init__(self, stream: TextIO = sys.stdout) -> None:
+        super().__init__(level=logging.INFO)
+        self.stream = stream
+        self.timings: list[ComponentTiming] = []
+        self.running: str | None = None
+        self._started_at = 0.0
+        self._cached = False
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.msg == _STARTED:
+            self.running, self._started_at, self._cached = str(record.args[0]), time.monotonic(), False
+            self._print(f"  {self.running:<32} running ...")
+        elif record.msg == _CACHED:
+            self._cached = True
+        elif record.msg == _FINISHED and self.running:
+            timing = ComponentTiming(self.running, time.monotonic() - self._started_at, self._cached)
+            self.timings.append(timing)
+            self.running = None
+            note = "from cache" if timing.cached else "done"
+            self._print(f"  {timing.component_id:<32} {note} in {timing.seconds:.1f} s")
+
+    def _print(self, line: str) -> None:
+        self.stream.write(line + "\n")
+        self.stream.flush()
