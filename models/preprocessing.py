@@ -13,9 +13,7 @@ def fill_in_missing(value: tf.Tensor | tf.SparseTensor) -> tf.Tensor:
     if not isinstance(value, tf.SparseTensor):
         return tf.reshape(value, [-1])
     default = "" if value.dtype == tf.string else tf.cast(0, value.dtype)
-    dense = tf.sparse.to_dense(
-        tf.SparseTensor(value.indices, value.values, [value.dense_shape[0], 1]), default
-    )
+    dense = tf.sparse.to_dense(tf.SparseTensor(value.indices, value.values, [value.dense_shape[0], 1]), default)
     return tf.squeeze(dense, axis=1)
 
 

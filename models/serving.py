@@ -34,9 +34,7 @@ def export(model: tf.keras.Model, tf_transform_output: tft.TFTransformOutput, ex
         return predict(tf.io.parse_example(serialized, serving_spec))
 
     @tf.function(
-        input_signature=[
-            {key: tf.TensorSpec([None], spec.dtype, name=key) for key, spec in serving_spec.items()}
-        ]
+        input_signature=[{key: tf.TensorSpec([None], spec.dtype, name=key) for key, spec in serving_spec.items()}]
     )
     def serve_instances(instances: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
         return predict({key: _as_parsed(value, serving_spec[key]) for key, value in instances.items()})
@@ -56,9 +54,7 @@ def export(model: tf.keras.Model, tf_transform_output: tft.TFTransformOutput, ex
     )
 
 
-def _as_parsed(
-    value: tf.Tensor, spec: tf.io.FixedLenFeature | tf.io.VarLenFeature
-) -> tf.Tensor | tf.SparseTensor:
+def _as_parsed(value: tf.Tensor, spec: tf.io.FixedLenFeature | tf.io.VarLenFeature) -> tf.Tensor | tf.SparseTensor:
     """One value per instance, shaped as `tf.io.parse_example` would give it for `spec`."""
     if isinstance(spec, tf.io.VarLenFeature):
         rows = tf.shape(value, out_type=tf.int64)[0]

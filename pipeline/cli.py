@@ -27,9 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"environment config merged on top of {BASE_CONFIG.name} (default: configs/{LOCAL_CONFIG.name})",
     )
     run.add_argument("--data", help="folder of CSV files to train on (overrides data.path)")
-    run.add_argument(
-        "--output-dir", help="where artifacts, metadata and models go (overrides runner.output_dir)"
-    )
+    run.add_argument("--output-dir", help="where artifacts, metadata and models go (overrides runner.output_dir)")
     run.add_argument("--require-blessing", action="store_true", help="exit 3 when the model is not blessed")
     run.add_argument("--summary-json", type=Path, help="also write the run summary to this JSON file")
     run.add_argument("--verbose", action="store_true", help="show TFX's own logs")
@@ -57,9 +55,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _run_local(config, args: argparse.Namespace) -> int:
     from pipeline.local_runner import run_local
 
-    print(
-        f"Running pipeline '{config.pipeline_name}' locally; outputs in {Path(config.runner.output_dir).resolve()}"
-    )
+    print(f"Running pipeline '{config.pipeline_name}' locally; outputs in {Path(config.runner.output_dir).resolve()}")
     try:
         summary = run_local(config, verbose=args.verbose)
     except KeyboardInterrupt:

@@ -27,9 +27,7 @@ class _Strict(BaseModel):
 
 
 class DataConfig(_Strict):
-    path: str | None = Field(
-        default=None, description="Folder of CSV files; null = the taxi sample shipped with tfx."
-    )
+    path: str | None = Field(default=None, description="Folder of CSV files; null = the taxi sample shipped with tfx.")
     eval_fraction: float = Field(default=0.33, gt=0, lt=1)
 
 
@@ -106,9 +104,7 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     if content is None:
         return {}
     if not isinstance(content, dict):
-        raise ConfigError(
-            f"{path}: expected a mapping of keys at the top level, got {type(content).__name__}"
-        )
+        raise ConfigError(f"{path}: expected a mapping of keys at the top level, got {type(content).__name__}")
     return content
 
 

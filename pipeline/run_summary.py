@@ -99,9 +99,7 @@ def _latest_execution(
     return max(executions, key=lambda execution: execution.id, default=None)
 
 
-def _output_artifacts(
-    store: metadata_store.MetadataStore, execution_id: int
-) -> list[metadata_store_pb2.Artifact]:
+def _output_artifacts(store: metadata_store.MetadataStore, execution_id: int) -> list[metadata_store_pb2.Artifact]:
     output_kinds = (metadata_store_pb2.Event.OUTPUT, metadata_store_pb2.Event.DECLARED_OUTPUT)
     ids = [e.artifact_id for e in store.get_events_by_execution_ids([execution_id]) if e.type in output_kinds]
     artifacts = store.get_artifacts_by_id(ids)

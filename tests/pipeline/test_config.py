@@ -20,9 +20,7 @@ def test_committed_configs_are_valid() -> None:
 
 def test_later_file_and_overrides_win(tmp_path: Path) -> None:
     env = write(tmp_path, "training: {train_steps: 7}\n")
-    config = load_config(
-        [BASE_CONFIG, LOCAL_CONFIG, env], {"data.path": "/data", "runner.output_dir": "/out"}
-    )
+    config = load_config([BASE_CONFIG, LOCAL_CONFIG, env], {"data.path": "/data", "runner.output_dir": "/out"})
     assert config.training.train_steps == 7
     assert config.training.batch_size == load_config().training.batch_size
     assert config.data.path == "/data"
