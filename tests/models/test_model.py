@@ -1,0 +1,71 @@
+import numpy as np
+import tensorflow as tf
+
+from models import features, serving
+from models.model import Hyperparameters, build_model
+from tests.models.conftest import trips
+
+
+def dataset(rows: list[dict], batch_size: int = 32) -> tf.data.Dataset:
+    columns = {key: np.array([row[key] for row in rows]) for key in rows[0]}
+    labels = columns.pop(features.LABEL_XF)
+    return tf.data.Dataset.from_tensor_slices((columns, labels)).batch(batch_size)
+
+
+def raw_instance(trip: dict) -> dict:
+    return {key: values[0] if values else None for key, values in trip.items() if key in features.RAW_FEATURE_KEYS}
+
+
+def serialized_example(trip: dict) -> bytes:
+    feature = {}
+    for key, values in trip.items():
+        if not values or key == features.LABEL_KEY:
+            continue
+        if isinstance(values[0], bytes):
+            feature[key] = tf.train.Feature(bytes_list=tf.train.BytesList(value=values))
+        elif isinstance(values[0], int):
+            feature[key] = tf.train.Feature(int64_list=tf.train.Int64List(value=values))
+        else:
+            feature[key] = tf.train.Feature(float_list=tf.train.FloatList(value=values))
+    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+
+
+def test_model_learns_on_a_few_steps(transformed) -> None:
+    rows, output = transformed
+    model = build_model(output, Hyperparameters(learning_rate=0.01, hidden_units=(16,)))
+    before = model.evaluate(dataset(rows), verbose=0, return_dict=True)
+    model.fit(dataset(rows).repeat(), steps_per_epoch=60, verbose=0)
+    after = model.evaluate(dataset(rows), verbose=0, return_dict=True)
+    assert after["loss"] < before["loss"]
+    assert after["auc"] > 0.9
+
+
+def test_exported_signatures_apply_the_transform_and_return_probabilities(transformed, tmp_path) -> None:
+    rows, output = transformed
+    model = build_model(output, Hyperparameters(hidden_units=(8,)))
+    model.fit(dataset(rows).repeat(), steps_per_epoch=5, verbose=0)
+    serving.export(model, output, str(tmp_path))
+
+    loaded = tf.saved_model.load(str(tmp_path))
+    assert set(loaded.signatures) == {
+        serving.DEFAULT_SIGNATURE,
+        serving.RAW_SIGNATURE,
+        serving.TRANSFORM_SIGNATURE,
+    }
+    sample = trips(4)
+    from_examples = loaded.signatures[serving.DEFAULT_SIGNATURE](
+        examples=tf.constant([serialized_example(trip) for trip in sample])
+    )["probabilities"].numpy()
+
+    instances = [raw_instance(trip) for trip in sample]
+    raw_inputs = loaded.signatures[serving.RAW_SIGNATURE].structured_input_signature[1]
+    columns = {
+        key: tf.constant([instance[key] if instance[key] is not None else 0 for instance in instances], spec.dtype)
+        for key, spec in raw_inputs.items()
+    }
+    from_instances = loaded.signatures[serving.RAW_SIGNATURE](**columns)["probabilities"].numpy()
+
+    assert from_examples.shape == (4, 1)
+    assert ((from_examples >= 0) & (from_examples <= 1)).all()
+    # A value sent as 0 and a value left out are the same input after Transform's fill-in.
+    np.testing.assert_allclose(from_instances, from_examples, rtol=1e-5)
