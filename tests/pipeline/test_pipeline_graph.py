@@ -1,0 +1,68 @@
+from pathlib import Path
+
+import pytest
+
+from pipeline import pipeline as tfx_pipeline
+from pipeline.config import load_config
+from pipeline.data import taxi_sample_dir
+
+EXPECTED_UPSTREAM = {
+    tfx_pipeline.EXAMPLE_GEN: set(),
+    tfx_pipeline.STATISTICS_GEN: {tfx_pipeline.EXAMPLE_GEN},
+    tfx_pipeline.SCHEMA_GEN: {tfx_pipeline.STATISTICS_GEN},
+    tfx_pipeline.EXAMPLE_VALIDATOR: {tfx_pipeline.STATISTICS_GEN, tfx_pipeline.SCHEMA_GEN},
+    tfx_pipeline.TRANSFORM: {tfx_pipeline.EXAMPLE_GEN, tfx_pipeline.SCHEMA_GEN},
+    tfx_pipeline.TRAINER: {tfx_pipeline.TRANSFORM, tfx_pipeline.SCHEMA_GEN},
+    tfx_pipeline.BASELINE_RESOLVER: {tfx_pipeline.TRAINER},
+    tfx_pipeline.EVALUATOR: {tfx_pipeline.EXAMPLE_GEN, tfx_pipeline.TRAINER, tfx_pipeline.BASELINE_RESOLVER},
+    tfx_pipeline.PUSHER: {tfx_pipeline.TRAINER, tfx_pipeline.EVALUATOR},
+}
+
+
+@pytest.fixture
+def built(tmp_path: Path):
+    config = load_config(overrides={"runner.output_dir": str(tmp_path)})
+    return config, tfx_pipeline.create_pipeline(config)
+
+
+def test_components_ids_and_edges(built) -> None:
+    _, pipeline = built
+    upstream = {c.id: {u.id for u in c.upstream_nodes} for c in pipeline.components}
+    assert upstream == EXPECTED_UPSTREAM
+
+
+def test_local_runtime_settings(built, tmp_path: Path) -> None:
+    config, pipeline = built
+    assert pipeline.pipeline_info.pipeline_root == str(tmp_path / "pipelines" / "taxi-tips")
+    assert pipeline.enable_cache is True
+    assert pipeline.metadata_connection_config.sqlite.filename_uri == str(
+        tmp_path / "metadata" / "taxi-tips" / "metadata.sqlite"
+    )
+    assert "--direct_running_mode=in_memory" in pipeline.beam_pipeline_args
+
+
+def test_default_data_is_the_taxi_sample_inside_tfx(built) -> None:
+    _, pipeline = built
+    example_gen = next(c for c in pipeline.components if c.id == tfx_pipeline.EXAMPLE_GEN)
+    input_base = Path(example_gen.exec_properties["input_base"])
+    assert input_base == taxi_sample_dir()
+    assert "site-packages" in input_base.parts
+    assert sum(1 for _ in (input_base / "data.csv").open()) > 15_000
+
+
+def test_model_code_changes_change_only_the_steps_that_use_it(built) -> None:
+    _, pipeline = built
+    by_id = {c.id: c for c in pipeline.components}
+    transform_config = by_id[tfx_pipeline.TRANSFORM].exec_properties["custom_config"]
+    trainer_config = by_id[tfx_pipeline.TRAINER].exec_properties["custom_config"]
+    assert '"source_fingerprint"' in transform_config and '"source_fingerprint"' in trainer_config
+    assert transform_config != trainer_config
+
+
+def test_blessing_needs_auc_above_the_configured_bound(built) -> None:
+    config, _ = built
+    eval_config = tfx_pipeline.eval_config(config)
+    metrics = {m.class_name: m for m in eval_config.metrics_specs[0].metrics}
+    assert metrics["AUC"].threshold.value_threshold.lower_bound.value == config.evaluation.min_auc
+    assert not metrics["BinaryAccuracy"].HasField("threshold")
+    assert eval_config.model_specs[0].label_key == "tips_xf"
