@@ -39,9 +39,24 @@ def require_keras_2() -> None:
         )
 
 
+def skip_autograph_for_tf_keras() -> None:
+    """Stops AutoGraph from rewriting tf-keras's own training loop, as it already skips `keras`.
+
+    TF 2.16 lists `keras` but not `tf_keras` among the libraries AutoGraph leaves alone, so the
+    first `fit` in a process transpiles hundreds of tf-keras functions: about 16 s here, against
+    0.7 s with this rule. Our own code is still converted.
+    """
+    from tensorflow.python.autograph.core import config as autograph_config
+
+    rule = autograph_config.DoNotConvert("tf_keras")
+    if not any(getattr(r, "_prefix", None) == "tf_keras" for r in autograph_config.CONVERSION_RULES):
+        autograph_config.CONVERSION_RULES = (rule, *autograph_config.CONVERSION_RULES)
+
+
 def build_model(tf_transform_output: tft.TFTransformOutput, hp: Hyperparameters) -> tf.keras.Model:
     """A small deep network over z-scored amounts and embedded categories and buckets."""
     require_keras_2()
+    skip_autograph_for_tf_keras()
     inputs: dict[str, tf.keras.Input] = {}
     encoded = []
     for key in features.NUMERIC_FEATURE_KEYS:
