@@ -23,6 +23,19 @@ _EXECUTION_STATES = {
 }
 
 
+_COMPONENT_IDS = (
+    tfx_pipeline.EXAMPLE_GEN,
+    tfx_pipeline.STATISTICS_GEN,
+    tfx_pipeline.SCHEMA_GEN,
+    tfx_pipeline.EXAMPLE_VALIDATOR,
+    tfx_pipeline.TRANSFORM,
+    tfx_pipeline.TRAINER,
+    tfx_pipeline.BASELINE_RESOLVER,
+    tfx_pipeline.EVALUATOR,
+    tfx_pipeline.PUSHER,
+)
+
+
 @dataclass
 class RunSummary:
     rows_per_split: dict[str, int] = field(default_factory=dict)
@@ -55,7 +68,7 @@ def read_run_summary(config: PipelineConfig, timings: list[ComponentTiming] | No
     store = metadata_store.MetadataStore(connection)
     summary = RunSummary(timings=list(timings or []))
     outputs: dict[str, list[metadata_store_pb2.Artifact]] = {}
-    for component_id in _component_ids(config):
+    for component_id in _COMPONENT_IDS:
         execution = _latest_execution(store, config.pipeline_name, component_id)
         if execution is None:
             continue
@@ -73,20 +86,6 @@ def read_run_summary(config: PipelineConfig, timings: list[ComponentTiming] | No
         if artifact.custom_properties["pushed"].int_value == 1:
             summary.pushed_model = artifact.custom_properties["pushed_destination"].string_value
     return summary
-
-
-def _component_ids(config: PipelineConfig) -> list[str]:
-    return [
-        tfx_pipeline.EXAMPLE_GEN,
-        tfx_pipeline.STATISTICS_GEN,
-        tfx_pipeline.SCHEMA_GEN,
-        tfx_pipeline.EXAMPLE_VALIDATOR,
-        tfx_pipeline.TRANSFORM,
-        tfx_pipeline.TRAINER,
-        tfx_pipeline.BASELINE_RESOLVER,
-        tfx_pipeline.EVALUATOR,
-        tfx_pipeline.PUSHER,
-    ]
 
 
 def _latest_execution(
