@@ -53,8 +53,61 @@ lint: setup ## Check style with ruff
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 
-bench: setup ## Measure a cold local run: wall time per component, peak memory, metrics (JSON)
-	$(PY) -m pipeline.bench $(if $(DATA),--data $(DATA))
+bench: setup ## Measure cold and cached runs: time per component, memory, AUC (ROWS=, REPEATS=, BASELINE=1)
+	$(PY) -m pipeline.bench $(if $(DATA),--data $(DATA)) $(if $(ROWS),--rows $(ROWS)) \
+	  $(if $(REPEATS),--repeats $(REPEATS)) $(if $(BASELINE),--baseline)
+
+.PHONY: bench-data bench-compare
+bench-data: setup ## Scale the taxi sample to ROWS= rows of CSV (OUT=dir, default .local/bench-data/rows-N)
+	$(PY) -m pipeline.bench_data --rows $(ROWS) --out $(or $(OUT),.local/bench-data/rows-$(ROWS))
+
+bench-compare: setup ## Compare two bench results: ratios B/A (A=a.json B=b.json)
+	$(PY) -m pipeline.bench_compare $(A) $(B)
 
 clean: ## Remove local outputs (.local/) and build files
 	rm -rf .local build bench-results
+
+# ---- Vertex AI Pipelines (docs/vertex.md) --------------------------------------------------
+ENV          ?= dev
+IMAGE        ?=
+SPEC         ?= build/$(ENV)/pipeline.json
+WAIT         ?=
+TIMEOUT      ?=
+POLL         ?=
+SUMMARY      ?=
+API_ENDPOINT ?=
+PROJECT      ?=
+REGION       ?= us-central1
+REPO         ?= pipelines
+IMAGE_NAME   ?= taxi-tips
+IMAGE_REPO    = $(REGION)-docker.pkg.dev/$(PROJECT)/$(REPO)/$(IMAGE_NAME)
+# `make standins` pre-creates the dev pipeline root's bucket (a missing one stalls submit for 60 s).
+STANDINS_BUCKET ?= $(shell sed -nE 's|^ *pipeline_root: *gs://([^/]+).*|\1|p' configs/vertex-dev.yaml)
+
+VERTEX_ARGS = --env $(ENV) $(if $(API_ENDPOINT),--api-endpoint $(API_ENDPOINT))
+SUBMIT_ARGS = $(VERTEX_ARGS) --spec $(SPEC) $(if $(WAIT),--wait) $(if $(TIMEOUT),--timeout $(TIMEOUT)) \
+  $(if $(POLL),--poll-interval $(POLL)) $(if $(SUMMARY),--summary-file $(SUMMARY))
+
+.PHONY: compile golden submit schedule image standins
+
+compile: setup ## Compile build/ENV/pipeline.json for Vertex AI offline (ENV=dev|prod IMAGE=...@sha256:...)
+	$(PY) -m pipeline compile --env $(ENV) $(if $(IMAGE),--image $(IMAGE))
+
+golden: setup ## Refresh tests/pipeline/vertex/golden/*.json after an intended spec change
+	$(PY) -m tests.pipeline.vertex.refresh_golden
+
+submit: setup ## Run the compiled spec on Vertex AI (ENV= WAIT=1 TIMEOUT=s POLL=s SUMMARY=file API_ENDPOINT=)
+	$(PY) -m pipeline submit $(SUBMIT_ARGS)
+
+schedule: setup ## Create or update the recurring run from runner.schedule (ENV=prod)
+	$(PY) -m pipeline schedule $(VERTEX_ARGS) --spec $(SPEC)
+
+image: ## Build the pipeline image with Cloud Build, print its digest (PROJECT= REGION= REPO= IMAGE_NAME=)
+	@test -n "$(PROJECT)" || { echo "error: set PROJECT=<project that holds the Artifact Registry repo>" >&2; exit 1; }
+	@tag=$(IMAGE_REPO):$$(git rev-parse --short HEAD) && \
+	  gcloud builds submit --project $(PROJECT) --region $(REGION) --tag $$tag . && \
+	  digest=$$(gcloud artifacts docker images describe $$tag --format='value(image_summary.digest)') && \
+	  echo "IMAGE=$(IMAGE_REPO)@$$digest"
+
+standins: setup ## Serve fake Vertex AI (:8765) and Cloud Storage (:9023) for `make submit API_ENDPOINT=...`
+	$(PY) -m tests.standins.vertex_server --port 8765 --storage-port 9023 --bucket $(STANDINS_BUCKET)

@@ -1,4 +1,12 @@
-"""Command line: `python -m pipeline run-local [--config FILE] [--data DIR] [--output-dir DIR]`."""
+"""Command line.
+
+  python -m pipeline run-local [--config FILE] [--data DIR] [--output-dir DIR]
+  python -m pipeline compile  --env ENV --image REGISTRY/REPO/NAME@sha256:<digest>
+  python -m pipeline submit   --env ENV [--spec FILE] [--wait] [--timeout S] [--summary-file F]
+  python -m pipeline schedule --env ENV [--spec FILE]
+
+ENV names configs/vertex-ENV.yaml, merged on top of configs/base.yaml.
+"""
 
 from __future__ import annotations
 
@@ -7,17 +15,32 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from pipeline.config import BASE_CONFIG, LOCAL_CONFIG, ConfigError, load_config
+from pipeline.config import (
+    BASE_CONFIG,
+    LOCAL_CONFIG,
+    VERTEX_CONFIG_PREFIX,
+    ConfigError,
+    VertexRunnerConfig,
+    config_name,
+    load_config,
+    vertex_config_path,
+)
 from pipeline.data import DataError
 
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
 EXIT_NOT_BLESSED = 3
+EXIT_TIMEOUT = 4
+
+BUILD_DIR = Path("build")
+DEFAULT_POLL_SECONDS = 30.0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m pipeline", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m pipeline", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("run-local", help="run the whole pipeline on this machine")
     run.add_argument(
@@ -31,11 +54,66 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--require-blessing", action="store_true", help="exit 3 when the model is not blessed")
     run.add_argument("--summary-json", type=Path, help="also write the run summary to this JSON file")
     run.add_argument("--verbose", action="store_true", help="show TFX's own logs")
+
+    compile_ = commands.add_parser("compile", help="compile the pipeline for Vertex AI Pipelines (offline)")
+    _add_environment(compile_)
+    compile_.add_argument("--image", help="pipeline image REGISTRY/REPO/NAME@sha256:<digest> (overrides runner.image)")
+    compile_.add_argument("--output", type=Path, help="spec file to write (default: build/<env>/pipeline.json)")
+
+    submit = commands.add_parser("submit", help="start a run of a compiled spec on Vertex AI Pipelines")
+    _add_environment(submit)
+    _add_spec_and_endpoint(submit)
+    submit.add_argument("--wait", action="store_true", help="follow the run until it ends")
+    submit.add_argument("--timeout", type=float, help="with --wait: stop following after S seconds (job left running)")
+    submit.add_argument(
+        "--poll-interval", type=float, default=DEFAULT_POLL_SECONDS, help="seconds between state checks (default 30)"
+    )
+    submit.add_argument("--summary-file", type=Path, help="append a Markdown summary (e.g. $GITHUB_STEP_SUMMARY)")
+    submit.add_argument("--job-id", help="job ID (default: <pipeline>-<config>-<UTC time>-<random>)")
+
+    schedule = commands.add_parser("schedule", help="create or update the recurring run from runner.schedule")
+    _add_environment(schedule)
+    _add_spec_and_endpoint(schedule)
     return parser
 
 
+def _add_environment(command: argparse.ArgumentParser) -> None:
+    where = command.add_mutually_exclusive_group(required=True)
+    where.add_argument("--env", help=f"environment: configs/{VERTEX_CONFIG_PREFIX}ENV.yaml (dev, prod, ...)")
+    where.add_argument("--config", type=Path, help="environment config file merged on top of base.yaml")
+
+
+def _add_spec_and_endpoint(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--spec", type=Path, help="compiled spec (default: build/<env>/pipeline.json)")
+    command.add_argument(
+        "--api-endpoint",
+        help="talk to this Vertex AI endpoint with anonymous credentials (local stand-ins, e.g. http://127.0.0.1:8765)",
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "run-local":
+        return _run_local_command(args)
+    if args.command == "submit" and args.timeout is not None and not args.wait:
+        parser.error("--timeout needs --wait")
+    try:
+        config_file = vertex_config_path(args.env) if args.env else args.config
+        config = load_config([BASE_CONFIG, config_file])
+        if not isinstance(config.runner, VertexRunnerConfig):
+            raise ConfigError(f"{config_file}: runner.kind is '{config.runner.kind}'; {args.command} needs 'vertex'")
+    except ConfigError as error:
+        return _fail(str(error), EXIT_BAD_INPUT)
+    from pipeline.vertex import commands
+
+    default_spec = BUILD_DIR / (args.env or config_name(config_file)) / "pipeline.json"
+    if args.command == "compile":
+        return commands.compile_spec(config, image=args.image, output=args.output or default_spec)
+    return commands.cloud_command(config, config_file, args.spec or default_spec, args)
+
+
+def _run_local_command(args: argparse.Namespace) -> int:
     overrides = {}
     if args.data:
         overrides["data.path"] = args.data
@@ -43,13 +121,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         overrides["runner.output_dir"] = args.output_dir
     try:
         config = load_config([BASE_CONFIG, args.config], overrides)
+        if config.runner.kind != "local":
+            raise ConfigError(f"{args.config}: runner.kind is '{config.runner.kind}'; run-local needs 'local'")
         from pipeline.data import data_dir
 
         data_dir(config)  # checked before any output is written
     except (ConfigError, DataError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return _fail(str(error), EXIT_BAD_INPUT)
     return _run_local(config, args)
+
+
+def _fail(message: str, status: int) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return status
 
 
 def _run_local(config, args: argparse.Namespace) -> int:

@@ -6,16 +6,22 @@ was expected, before any pipeline work starts.
 
 from __future__ import annotations
 
+import re
+import types
+import typing
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, field_validator, model_validator
+
+from pipeline.vertex.image import require_digest
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 BASE_CONFIG = CONFIG_DIR / "base.yaml"
 LOCAL_CONFIG = CONFIG_DIR / "local.yaml"
+VERTEX_CONFIG_PREFIX = "vertex-"
 
 
 class ConfigError(Exception):
@@ -57,13 +63,144 @@ class LocalRunnerConfig(_Strict):
     beam: BeamConfig = BeamConfig()
 
 
+GCS_PATH = r"^gs://[a-z0-9][a-z0-9._-]{1,220}[a-z0-9](/\S*)?$"
+SERVICE_ACCOUNT = r"^[a-z0-9][a-z0-9-]*@[a-z0-9-]+(\.[a-z0-9-]+)*\.gserviceaccount\.com$"
+PROJECT_ID = r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$"
+REGION = r"^[a-z]+-[a-z]+[0-9]+$"
+NETWORK = r"^projects/[0-9]+/global/networks/[a-z]([a-z0-9-]*[a-z0-9])?$"
+SUBNETWORK = (
+    r"^(https://www\.googleapis\.com/compute/v1/projects/[a-z0-9-]+/)?regions/[a-z0-9-]+/subnetworks/[a-z0-9-]+$"
+)
+MACHINE_TYPE = r"^[a-z][a-z0-9-]*$"
+ACCELERATOR = r"^(NVIDIA_[A-Z0-9_]+|TPU_[A-Z0-9_]+)$"
+CRON = r"^((CRON_)?TZ=\S+ )?\S+( \S+){4}$"
+# What a pattern means, for error messages ("expected ...") instead of the regular expression.
+PATTERN_HINTS = {
+    GCS_PATH: "a gs:// path such as gs://BUCKET/FOLDER",
+    SERVICE_ACCOUNT: "a service account email such as NAME@PROJECT.iam.gserviceaccount.com",
+    PROJECT_ID: "a project ID (6 to 30 lowercase letters, digits and hyphens)",
+    REGION: "a region such as us-central1",
+    NETWORK: "projects/<project NUMBER>/global/networks/<name>",
+    SUBNETWORK: "regions/<region>/subnetworks/<name>, or the full URL for a Shared VPC subnetwork",
+    MACHINE_TYPE: "a machine type such as n1-standard-4",
+    ACCELERATOR: "an accelerator type such as NVIDIA_L4, or null",
+    CRON: "five cron fields, optionally after TZ=<time zone>, such as 'TZ=Etc/UTC 0 3 * * 1'",
+}
+# Google Cloud label rules (Vertex AI, Dataflow): lowercase letters, digits, '_' and '-', at most 63.
+LABEL_KEY = re.compile(r"[a-z][a-z0-9_-]{0,62}")
+LABEL_VALUE = re.compile(r"[a-z0-9_-]{0,63}")
+MAX_LABELS = 64
+
+
+class ScheduleConfig(_Strict):
+    # Five cron fields, optionally prefixed with a time zone: "TZ=Europe/Berlin 0 3 * * 1".
+    cron: str = Field(pattern=CRON)
+    max_concurrent_runs: PositiveInt = 1
+
+
+class DataflowConfig(_Strict):
+    service_account: str = Field(pattern=SERVICE_ACCOUNT, description="Identity of the Dataflow workers.")
+    machine_type: str = Field(default="n1-standard-4", pattern=MACHINE_TYPE)
+    max_workers: PositiveInt = 4
+    disk_size_gb: int = Field(default=50, ge=10, le=65536)
+    # regions/REGION/subnetworks/NAME, or the full URL for a Shared VPC subnetwork.
+    subnetwork: str | None = Field(default=None, pattern=SUBNETWORK)
+    use_public_ips: bool = False
+    # null = derived from runner.pipeline_root (see VertexRunnerConfig).
+    temp_location: str | None = Field(default=None, pattern=GCS_PATH)
+    staging_location: str | None = Field(default=None, pattern=GCS_PATH)
+
+
+class VertexTrainingConfig(_Strict):
+    machine_type: str = Field(default="n1-standard-4", pattern=MACHINE_TYPE)
+    accelerator_type: str | None = Field(default=None, pattern=ACCELERATOR)
+    accelerator_count: int = Field(default=0, ge=0)
+
+    @model_validator(mode="after")
+    def _accelerator_count_matches_type(self) -> VertexTrainingConfig:
+        if self.accelerator_type and self.accelerator_count == 0:
+            raise ValueError(f"accelerator_type {self.accelerator_type} needs accelerator_count of at least 1")
+        if not self.accelerator_type and self.accelerator_count:
+            raise ValueError("accelerator_count needs an accelerator_type (e.g. NVIDIA_L4)")
+        return self
+
+
+class VertexRunnerConfig(_Strict):
+    kind: Literal["vertex"]
+    project: str = Field(pattern=PROJECT_ID)
+    region: str = Field(pattern=REGION)
+    pipeline_root: str = Field(pattern=GCS_PATH)
+    service_account: str = Field(pattern=SERVICE_ACCOUNT, description="Identity the pipeline runs as.")
+    # VPC peering for the pipeline's steps; Vertex AI wants the project NUMBER here. null = no peering.
+    network: str | None = Field(default=None, pattern=NETWORK)
+    labels: dict[str, str] = {}
+    enable_cache: bool = True
+    schedule: ScheduleConfig | None = None
+    # Default pipeline image; `--image` on the command line wins.
+    image: str | None = None
+    dataflow: DataflowConfig
+    training: VertexTrainingConfig = VertexTrainingConfig()
+
+    @field_validator("labels")
+    @classmethod
+    def _labels_follow_google_cloud_rules(cls, labels: dict[str, str]) -> dict[str, str]:
+        if len(labels) > MAX_LABELS:
+            raise ValueError(f"at most {MAX_LABELS} labels are allowed, got {len(labels)}")
+        for key, value in labels.items():
+            if not LABEL_KEY.fullmatch(key):
+                raise ValueError(
+                    f"label key {key!r} must start with a lowercase letter and use only lowercase letters, "
+                    "digits, '_' and '-' (at most 63)"
+                )
+            if not LABEL_VALUE.fullmatch(value):
+                raise ValueError(
+                    f"label {key}: value {value!r} may use only lowercase letters, digits, '_' and '-' (at most 63)"
+                )
+        return labels
+
+    @field_validator("image")
+    @classmethod
+    def _image_pinned_by_digest(cls, image: str | None) -> str | None:
+        return None if image is None else require_digest(image)
+
+    @property
+    def root(self) -> str:
+        return self.pipeline_root.rstrip("/")
+
+    @property
+    def dataflow_temp_location(self) -> str:
+        return self.dataflow.temp_location or f"{self.root}/dataflow/tmp"
+
+    @property
+    def dataflow_staging_location(self) -> str:
+        return self.dataflow.staging_location or f"{self.root}/dataflow/staging"
+
+
+RunnerConfig = Annotated[LocalRunnerConfig | VertexRunnerConfig, Field(discriminator="kind")]
+
+
 class PipelineConfig(_Strict):
     pipeline_name: str = Field(pattern=r"^[a-z][a-z0-9-]{0,62}$")
     data: DataConfig = DataConfig()
     schema_path: str | None = None
     training: TrainingConfig
     evaluation: EvaluationConfig
-    runner: LocalRunnerConfig
+    runner: RunnerConfig
+
+
+def vertex_config_path(env: str) -> Path:
+    """configs/vertex-<env>.yaml, the environment file for `--env <env>`."""
+    path = CONFIG_DIR / f"{VERTEX_CONFIG_PREFIX}{env}.yaml"
+    if not path.is_file():
+        files = CONFIG_DIR.glob(f"{VERTEX_CONFIG_PREFIX}*.yaml")
+        known = sorted(file.stem.removeprefix(VERTEX_CONFIG_PREFIX) for file in files)
+        raise ConfigError(f"{path}: no such environment '{env}' (known: {', '.join(known) or 'none'})")
+    return path
+
+
+def config_name(path: Path | str) -> str:
+    """The name of an environment file as it appears in labels and build paths: 'vertex-dev'."""
+    return Path(path).stem
 
 
 def load_config(
@@ -84,9 +221,29 @@ def load_config(
             layer = {part: layer}
         _merge(merged, layer, f"override {dotted_key}", sources, ())
     try:
-        return PipelineConfig.model_validate(merged)
+        config = PipelineConfig.model_validate(merged)
     except ValidationError as error:
         raise ConfigError(_describe(error, sources, [str(f) for f in files])) from None
+    _check_runner_constraints(config, sources, [str(f) for f in files])
+    return config
+
+
+def _check_runner_constraints(config: PipelineConfig, sources: dict[tuple[str, ...], str], files: list[str]) -> None:
+    """Rules spanning sections: steps on Vertex AI and Dataflow read their inputs from Cloud Storage."""
+    if not isinstance(config.runner, VertexRunnerConfig):
+        return
+    checks = [(("data", "path"), config.data.path, "a gs:// folder of CSV files")]
+    if config.schema_path is not None:
+        checks.append((("schema_path",), config.schema_path, "a gs:// path to schema.pbtxt, or null"))
+    for location, value, expected in checks:
+        if value is None or not re.match(GCS_PATH, value):
+            # An unset value is the fault of the file that chose the vertex runner.
+            source = _source_of(location if value is not None else ("runner", "kind"), sources)
+            source = source or " + ".join(files)
+            raise ConfigError(
+                f"{source}: {'.'.join(location)}: runner 'vertex' reads it from Google Cloud, "
+                f"expected {expected} (got {value!r})"
+            )
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
@@ -121,6 +278,7 @@ def _merge(
             _merge(target[key], value, source, sources, path)
         else:
             target[key] = value
+            sources.pop(path, None)  # re-inserted: `sources` lists keys in the order they were set
             sources[path] = source
             if isinstance(value, dict):
                 _record_leaves(value, source, sources, path)
@@ -130,6 +288,7 @@ def _record_leaves(
     value: Mapping[str, Any], source: str, sources: dict[tuple[str, ...], str], prefix: tuple[str, ...]
 ) -> None:
     for key, child in value.items():
+        sources.pop((*prefix, str(key)), None)
         sources[(*prefix, str(key))] = source
         if isinstance(child, dict):
             _record_leaves(child, source, sources, (*prefix, str(key)))
@@ -139,30 +298,81 @@ def _describe(error: ValidationError, sources: dict[tuple[str, ...], str], files
     """One line for the first validation error: file, dotted key, what was expected."""
     priority = {"extra_forbidden": 0, "missing": 2}
     first = min(error.errors(), key=lambda e: priority.get(e["type"], 1))
-    location = tuple(str(part) for part in first["loc"])
+    location, holder = _clean_location(tuple(str(part) for part in first["loc"]))
     key = ".".join(location) or "(top level)"
     source = _source_of(location, sources) or " + ".join(files)
     kind = first["type"]
     if kind == "extra_forbidden":
-        allowed = _allowed_keys(location[:-1])
+        allowed = list(holder.model_fields) if holder else []
         return f"{source}: unknown key '{key}' (allowed here: {', '.join(allowed)})"
     if kind == "missing":
         return f"{source}: missing required key '{key}'"
+    if kind in ("union_tag_invalid", "union_tag_not_found"):
+        discriminator = first["ctx"]["discriminator"].strip("'")
+        expected = ", ".join(f"'{tag}'" for tag in _tags_at(location))
+        source = _source_of((*location, discriminator), sources) or source
+        if kind == "union_tag_not_found":
+            return f"{source}: missing required key '{key}.{discriminator}' (one of {expected})"
+        return f"{source}: {key}.{discriminator}: expected one of {expected} (got {first['ctx']['tag']!r})"
+    if kind == "value_error":
+        return f"{source}: {key}: {first['ctx']['error']}"
+    if kind == "string_pattern_mismatch" and first["ctx"]["pattern"] in PATTERN_HINTS:
+        return f"{source}: {key}: expected {PATTERN_HINTS[first['ctx']['pattern']]} (got {first['input']!r})"
     return f"{source}: {key}: {first['msg'][0].lower()}{first['msg'][1:]} (got {first['input']!r})"
 
 
 def _source_of(location: tuple[str, ...], sources: dict[tuple[str, ...], str]) -> str | None:
+    """The file that last set `location` or a key under it (a section-wide rule is most likely
+    broken by the last file that touched the section), else the file that set its parent."""
+    within = [source for path, source in sources.items() if path[: len(location)] == location]
+    if location and within:
+        return within[-1]
     for end in range(len(location), 0, -1):
         if location[:end] in sources:
             return sources[location[:end]]
     return None
 
 
-def _allowed_keys(parent: tuple[str, ...]) -> list[str]:
-    model: type[BaseModel] = PipelineConfig
-    for part in parent:
-        annotation = model.model_fields[part].annotation
-        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
-            return []
-        model = annotation
-    return list(model.model_fields)
+def _clean_location(location: tuple[str, ...]) -> tuple[tuple[str, ...], type[BaseModel] | None]:
+    """The error location without pydantic's union tags, as keys appear in the YAML
+    (('runner', 'vertex', 'project') -> ('runner', 'project')), and the model holding its last key."""
+    model: type[BaseModel] | None = PipelineConfig
+    holder = model
+    clean: list[str] = []
+    remaining = list(location)
+    while remaining:
+        part = remaining.pop(0)
+        clean.append(part)
+        holder = model
+        field = model.model_fields.get(part) if model else None
+        candidates = _models_in(field.annotation) if field else []
+        tags = {_tag_of(candidate): candidate for candidate in candidates}
+        if len(candidates) > 1 and remaining and remaining[0] in tags:
+            model = tags[remaining.pop(0)]
+        else:
+            model = candidates[0] if len(candidates) == 1 else None
+    return tuple(clean), holder
+
+
+def _tags_at(location: tuple[str, ...]) -> list[str]:
+    """The discriminator values allowed for the union at `location` ('local', 'vertex' for runner)."""
+    _, holder = _clean_location(location)
+    field = holder.model_fields.get(location[-1]) if holder and location else None
+    return [tag for tag in (_tag_of(model) for model in _models_in(field.annotation)) if tag] if field else []
+
+
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    """The models an annotation holds: Model, Model | None, or a union of models."""
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        return [model for arg in typing.get_args(annotation) for model in _models_in(arg)]
+    # typing.get_origin: dict[str, str] passes isinstance(..., type) on Python 3.10.
+    if typing.get_origin(annotation) is None and isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return []
+
+
+def _tag_of(model: type[BaseModel]) -> str | None:
+    field = model.model_fields.get("kind")
+    if field is not None and typing.get_origin(field.annotation) is Literal:
+        return typing.get_args(field.annotation)[0]
+    return None

@@ -1,8 +1,15 @@
-"""The one pipeline definition that every runner uses."""
+"""The one pipeline definition that every runner uses.
+
+Runner-specific pieces are chosen from `config.runner`: pipeline root, ML Metadata connection
+(none on Vertex AI, which keeps its own), Beam arguments (DirectRunner for the whole pipeline
+locally; Dataflow per Beam component on Vertex AI), the Trainer flavour (in-process locally; a
+Vertex AI Training job on Vertex AI) and the baseline resolver strategy.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import tensorflow_model_analysis as tfma
 from tfx import v1 as tfx
@@ -10,7 +17,9 @@ from tfx import v1 as tfx
 from components.baseline_resolver import LatestBlessedOtherModelStrategy
 from models import features
 from pipeline import data, fingerprint
-from pipeline.config import PipelineConfig
+from pipeline.config import LocalRunnerConfig, PipelineConfig, VertexRunnerConfig
+from pipeline.vertex.dataflow import dataflow_args
+from pipeline.vertex.training import vertex_trainer_config
 
 PREPROCESSING_FN = "models.preprocessing.preprocessing_fn"
 RUN_FN = "models.model.run_fn"
@@ -30,13 +39,23 @@ PUSHER = "Pusher"
 
 
 def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
-    output_dir = Path(config.runner.output_dir).resolve()
+    runner = config.runner
+    if isinstance(runner, VertexRunnerConfig):
+        return tfx.dsl.Pipeline(
+            pipeline_name=config.pipeline_name,
+            pipeline_root=runner.pipeline_root,
+            components=create_components(config, serving_dir=vertex_serving_dir(config)),
+            enable_cache=runner.enable_cache,
+            # No metadata connection: Vertex AI Pipelines records ML Metadata itself. No
+            # pipeline-level Beam args: they would reach every component (see create_components).
+        )
+    output_dir = Path(runner.output_dir).resolve()
     components = create_components(config, serving_dir=str(serving_dir(config)))
     return tfx.dsl.Pipeline(
         pipeline_name=config.pipeline_name,
         pipeline_root=str(output_dir / "pipelines" / config.pipeline_name),
         components=components,
-        enable_cache=config.runner.enable_cache,
+        enable_cache=runner.enable_cache,
         metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
             str(metadata_path(config))
         ),
@@ -45,20 +64,44 @@ def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
 
 
 def serving_dir(config: PipelineConfig) -> Path:
-    return Path(config.runner.output_dir).resolve() / "serving_model" / config.pipeline_name
+    return Path(_local_runner(config).output_dir).resolve() / "serving_model" / config.pipeline_name
+
+
+def vertex_serving_dir(config: PipelineConfig) -> str:
+    """Where the Pusher copies blessed models on Vertex AI: under the pipeline root."""
+    return f"{_vertex_runner(config).root}/serving_model/{config.pipeline_name}"
 
 
 def metadata_path(config: PipelineConfig) -> Path:
-    return Path(config.runner.output_dir).resolve() / "metadata" / config.pipeline_name / "metadata.sqlite"
+    return Path(_local_runner(config).output_dir).resolve() / "metadata" / config.pipeline_name / "metadata.sqlite"
 
 
 def beam_args(config: PipelineConfig) -> list[str]:
-    beam = config.runner.beam
+    beam = _local_runner(config).beam
     return [
         "--runner=DirectRunner",
         f"--direct_running_mode={beam.direct_running_mode}",
         f"--direct_num_workers={beam.direct_num_workers}",
     ]
+
+
+def _local_runner(config: PipelineConfig) -> LocalRunnerConfig:
+    if not isinstance(config.runner, LocalRunnerConfig):
+        raise ValueError(f"runner.kind is '{config.runner.kind}'; this needs a local runner")
+    return config.runner
+
+
+def _vertex_runner(config: PipelineConfig) -> VertexRunnerConfig:
+    if not isinstance(config.runner, VertexRunnerConfig):
+        raise ValueError(f"runner.kind is '{config.runner.kind}'; this needs a vertex runner")
+    return config.runner
+
+
+def component_beam_args(config: PipelineConfig) -> list[str]:
+    """Beam args set on each Beam component: Dataflow on Vertex AI; none locally (pipeline-level)."""
+    if isinstance(config.runner, VertexRunnerConfig):
+        return dataflow_args(config.runner)
+    return []
 
 
 def create_components(config: PipelineConfig, serving_dir: str) -> list:
@@ -97,29 +140,29 @@ def create_components(config: PipelineConfig, serving_dir: str) -> list:
     ).with_id(TRANSFORM)
 
     training = config.training
-    trainer = tfx.components.Trainer(
+    custom_config: dict[str, Any] = {
+        "hyperparameters": {
+            "batch_size": training.batch_size,
+            "learning_rate": training.learning_rate,
+            "hidden_units": list(training.hidden_units),
+        },
+        "source_fingerprint": fingerprint.source_fingerprint(*TRAINER_MODULES),
+    }
+    trainer_class = tfx.components.Trainer
+    if isinstance(config.runner, VertexRunnerConfig):
+        trainer_class = tfx.extensions.google_cloud_ai_platform.Trainer
+        custom_config.update(vertex_trainer_config(config.runner))
+    trainer = trainer_class(
         run_fn=RUN_FN,
         examples=transform.outputs["transformed_examples"],
         transform_graph=transform.outputs["transform_graph"],
         schema=schema_gen.outputs["schema"],
         train_args=tfx.proto.TrainArgs(num_steps=training.train_steps),
         eval_args=tfx.proto.EvalArgs(num_steps=training.eval_steps),
-        custom_config={
-            "hyperparameters": {
-                "batch_size": training.batch_size,
-                "learning_rate": training.learning_rate,
-                "hidden_units": list(training.hidden_units),
-            },
-            "source_fingerprint": fingerprint.source_fingerprint(*TRAINER_MODULES),
-        },
+        custom_config=custom_config,
     ).with_id(TRAINER)
 
-    baseline_resolver = tfx.dsl.Resolver(
-        strategy_class=LatestBlessedOtherModelStrategy,
-        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
-        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
-        candidate=trainer.outputs["model"],
-    ).with_id(BASELINE_RESOLVER)
+    baseline_resolver = _baseline_resolver(config, trainer).with_id(BASELINE_RESOLVER)
 
     evaluator = tfx.components.Evaluator(
         examples=example_gen.outputs["examples"],
@@ -136,6 +179,11 @@ def create_components(config: PipelineConfig, serving_dir: str) -> list:
         ),
     ).with_id(PUSHER)
 
+    beam_args_per_component = component_beam_args(config)
+    if beam_args_per_component:
+        for component in (example_gen, statistics_gen, transform, evaluator):
+            component.with_beam_pipeline_args(beam_args_per_component)
+
     return [
         example_gen,
         statistics_gen,
@@ -147,6 +195,29 @@ def create_components(config: PipelineConfig, serving_dir: str) -> list:
         evaluator,
         pusher,
     ]
+
+
+def _baseline_resolver(config: PipelineConfig, trainer: Any) -> tfx.dsl.Resolver:
+    """The latest blessed model, which the Evaluator compares the candidate against.
+
+    Locally the candidate is excluded (see components/baseline_resolver.py). The KFP v2 compiler
+    accepts only TFX's LatestBlessedModelStrategy and LatestArtifactStrategy, so on Vertex AI the
+    baseline is the latest blessed model, which on a re-run can be the candidate itself.
+    """
+    model = tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model)
+    model_blessing = tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing)
+    if isinstance(config.runner, VertexRunnerConfig):
+        return tfx.dsl.Resolver(
+            strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+            model=model,
+            model_blessing=model_blessing,
+        )
+    return tfx.dsl.Resolver(
+        strategy_class=LatestBlessedOtherModelStrategy,
+        model=model,
+        model_blessing=model_blessing,
+        candidate=trainer.outputs["model"],
+    )
 
 
 def eval_config(config: PipelineConfig) -> tfma.EvalConfig:

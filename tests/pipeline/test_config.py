@@ -2,7 +2,14 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.config import BASE_CONFIG, LOCAL_CONFIG, ConfigError, load_config
+from pipeline.config import (
+    BASE_CONFIG,
+    LOCAL_CONFIG,
+    ConfigError,
+    VertexRunnerConfig,
+    load_config,
+    vertex_config_path,
+)
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -64,3 +71,123 @@ def test_missing_required_key_names_the_key(tmp_path: Path) -> None:
 def test_missing_file_is_reported(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"nope.yaml: cannot read config file"):
         load_config([BASE_CONFIG, tmp_path / "nope.yaml"])
+
+
+# -- Vertex AI environments ---------------------------------------------------------------------
+
+
+def vertex_dev(tmp_path: Path, text: str) -> tuple[Path, list[Path]]:
+    env = write(tmp_path, text)
+    return env, [BASE_CONFIG, vertex_config_path("dev"), env]
+
+
+def test_committed_vertex_configs_are_valid() -> None:
+    dev = load_config([BASE_CONFIG, vertex_config_path("dev")])
+    prod = load_config([BASE_CONFIG, vertex_config_path("prod")])
+    for config in (dev, prod):
+        assert isinstance(config.runner, VertexRunnerConfig)
+        assert config.data.path.startswith("gs://")
+        assert config.runner.dataflow.use_public_ips is False
+        assert config.runner.image is None  # given by --image at compile time
+    assert (dev.runner.enable_cache, prod.runner.enable_cache) == (True, False)
+    assert dev.runner.schedule is None
+    assert prod.runner.schedule is not None and prod.runner.schedule.cron == "TZ=Etc/UTC 0 3 * * 1"
+    assert dev.runner.labels == {"app": "taxi-tips", "env": "dev"}
+    assert dev.runner.dataflow_temp_location == "gs://my-tfx-dev-pipelines/taxi-tips/dataflow/tmp"
+    assert dev.runner.dataflow_staging_location == "gs://my-tfx-dev-pipelines/taxi-tips/dataflow/staging"
+
+
+def test_vertex_settings_override_like_local_ones(tmp_path: Path) -> None:
+    image = "europe-docker.pkg.dev/p/r/n@sha256:" + "f" * 64
+    env, files = vertex_dev(tmp_path, "runner: {dataflow: {temp_location: gs://scratch/tmp}}\n")
+    config = load_config(files, {"runner.image": image})
+    assert config.runner.dataflow_temp_location == "gs://scratch/tmp"
+    assert config.runner.dataflow.max_workers == 4  # the rest of dataflow comes from vertex-dev.yaml
+    assert config.runner.image == image
+
+
+def test_unknown_environment_lists_the_known_ones() -> None:
+    with pytest.raises(ConfigError, match=r"vertex-staging.yaml: no such environment 'staging' \(known: dev, prod"):
+        vertex_config_path("staging")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("runner: {kind: cloud}\n", "runner.kind: expected one of 'local', 'vertex' (got 'cloud')"),
+        ("runner: {colour: blue}\n", "unknown key 'runner.colour' (allowed here: kind, project, region,"),
+        ("runner: {dataflow: {workers: 3}}\n", "unknown key 'runner.dataflow.workers' (allowed here: service_account,"),
+        ("runner: {project: My_Project}\n", "runner.project: expected a project ID (6 to 30 lowercase"),
+        ("runner: {pipeline_root: /tmp/root}\n", "runner.pipeline_root: expected a gs:// path such as gs://BUCKET"),
+        ("runner: {service_account: me@gmail.com}\n", "runner.service_account: expected a service account email"),
+        (
+            "runner: {network: projects/my-tfx-dev/global/networks/vpc}\n",
+            "runner.network: expected projects/<project NUMBER>",
+        ),
+        ("runner: {labels: {Team: ml}}\n", "runner.labels: label key 'Team' must start with a lowercase letter"),
+        ("runner: {labels: {team: ML Ops}}\n", "runner.labels: label team: value 'ML Ops' may use only lowercase"),
+        ("runner: {enable_cache: sometimes}\n", "runner.enable_cache: input should be a valid boolean"),
+        ("runner: {schedule: {cron: daily}}\n", "runner.schedule.cron: expected five cron fields"),
+        (
+            "runner: {schedule: {cron: '0 3 * * 1', max_concurrent_runs: 0}}\n",
+            "runner.schedule.max_concurrent_runs: input should be greater",
+        ),
+        (
+            "runner: {image: 'gcr.io/p/taxi:latest'}\n",
+            "runner.image: image 'gcr.io/p/taxi:latest' is given by tag ':latest'",
+        ),
+        ("runner: {dataflow: {max_workers: 0}}\n", "runner.dataflow.max_workers: input should be greater than 0"),
+        (
+            "runner: {dataflow: {subnetwork: dataflow}}\n",
+            "runner.dataflow.subnetwork: expected regions/<region>/subnetworks/<name>",
+        ),
+        ("runner: {dataflow: {temp_location: /tmp}}\n", "runner.dataflow.temp_location: expected a gs:// path"),
+        (
+            "runner: {training: {accelerator_type: NVIDIA_L4}}\n",
+            "runner.training: accelerator_type NVIDIA_L4 needs accelerator_count",
+        ),
+        (
+            "runner: {training: {accelerator_count: 2}}\n",
+            "runner.training: accelerator_count needs an accelerator_type",
+        ),
+        (
+            "runner: {training: {accelerator_type: l4, accelerator_count: 1}}\n",
+            "runner.training.accelerator_type: expected an accelerator type",
+        ),
+        (
+            "data: {path: /data/taxi}\n",
+            "data.path: runner 'vertex' reads it from Google Cloud, expected a gs:// folder",
+        ),
+        (
+            "schema_path: schema/schema.pbtxt\n",
+            "schema_path: runner 'vertex' reads it from Google Cloud, expected a gs:// path",
+        ),
+    ],
+)
+def test_bad_vertex_config_gives_one_line_naming_file_and_key(tmp_path: Path, text: str, expected: str) -> None:
+    env, files = vertex_dev(tmp_path, text)
+    with pytest.raises(ConfigError) as error:
+        load_config(files)
+    message = str(error.value)
+    assert "\n" not in message
+    assert message.startswith(f"{env}: ")
+    assert expected in message
+
+
+def test_vertex_runner_without_data_path_names_the_file_choosing_vertex(tmp_path: Path) -> None:
+    dev = vertex_config_path("dev").read_text()
+    env = write(tmp_path, dev.replace("path: gs://my-tfx-dev-data/taxi", "path: null"))
+    with pytest.raises(ConfigError) as error:
+        load_config([BASE_CONFIG, env])
+    assert str(error.value) == (
+        f"{env}: data.path: runner 'vertex' reads it from Google Cloud, expected a gs:// folder of CSV files (got None)"
+    )
+
+
+def test_vertex_runner_needs_its_required_keys(tmp_path: Path) -> None:
+    env = write(tmp_path, "runner: {kind: vertex, project: my-project}\n")
+    with pytest.raises(ConfigError, match=r"env.yaml: missing required key 'runner.region'"):
+        load_config([BASE_CONFIG, env])
+    no_kind = write(tmp_path, "runner: {output_dir: out}\n")
+    with pytest.raises(ConfigError, match=r"missing required key 'runner.kind' \(one of 'local', 'vertex'\)"):
+        load_config([BASE_CONFIG, no_kind])

@@ -1,0 +1,122 @@
+"""The Vertex AI commands of `python -m pipeline`: compile, submit, schedule.
+
+Each takes a validated config and returns an exit code (see pipeline/cli.py); problems are
+reported as one line on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from pipeline.cli import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, EXIT_TIMEOUT
+from pipeline.config import PipelineConfig, VertexRunnerConfig, config_name
+from pipeline.vertex.image import ImageError, require_digest
+from pipeline.vertex.spec import CompiledSpec, SpecError, check_spec_fits, read_spec
+
+
+def compile_spec(config: PipelineConfig, image: str | None, output: Path) -> int:
+    """Compiles with `image` (from --image, else runner.image) into `output`; offline."""
+    runner = _vertex(config)
+    chosen = image or runner.image
+    if chosen is None:
+        return fail(
+            "no pipeline image: pass --image REGISTRY/REPO/NAME@sha256:<digest> (`make image` prints it) "
+            "or set runner.image",
+            EXIT_BAD_INPUT,
+        )
+    try:
+        require_digest(chosen)
+    except ImageError as error:
+        return fail(f"--image: {error}" if image else str(error), EXIT_BAD_INPUT)
+    config = config.model_copy(update={"runner": runner.model_copy(update={"image": chosen})})
+
+    from pipeline.vertex.compile import compile_pipeline
+
+    written = compile_pipeline(config, output)
+    print(f"Compiled '{config.pipeline_name}' for {runner.project} ({runner.region}) into {written}")
+    print(f"  image: {chosen}")
+    return EXIT_OK
+
+
+def cloud_command(config: PipelineConfig, config_file: Path, spec_path: Path, args: argparse.Namespace) -> int:
+    """`submit` or `schedule` of the spec at `spec_path`, after checking it fits the config."""
+    from pipeline.vertex.client import AUTH_HINT, credential_errors, init_vertex
+
+    runner = _vertex(config)
+    try:
+        spec = read_spec(spec_path)
+        check_spec_fits(spec, config.pipeline_name, runner, str(config_file))
+    except SpecError as error:
+        return fail(str(error), EXIT_BAD_INPUT)
+
+    from google.api_core import exceptions as api_exceptions
+
+    try:
+        init_vertex(runner, args.api_endpoint)
+        if args.command == "submit":
+            return _submit(config, config_file, spec, args)
+        return _schedule(config, config_file, spec)
+    except credential_errors():
+        return fail(AUTH_HINT, EXIT_BAD_INPUT)
+    except api_exceptions.GoogleAPICallError as error:
+        message = " ".join(str(error.message).split()) or type(error).__name__
+        return fail(f"Vertex AI refused the request: {error.code} {message}", EXIT_FAILED)
+
+
+def _submit(config: PipelineConfig, config_file: Path, spec: CompiledSpec, args: argparse.Namespace) -> int:
+    from pipeline.vertex.labels import git_commit
+    from pipeline.vertex.submit import SubmitOptions, submit
+
+    options = SubmitOptions(
+        config_name=config_name(config_file),
+        job_id=args.job_id,
+        wait=args.wait,
+        timeout=args.timeout,
+        poll_interval=args.poll_interval,
+        summary_file=args.summary_file,
+        commit=git_commit(),
+    )
+    result = submit(config, spec, options, sys.stdout)
+    if result.timed_out:
+        return fail(
+            f"--timeout {args.timeout:g} s reached while the run is {result.state}; job left running: {result.job_id}",
+            EXIT_TIMEOUT,
+        )
+    if result.failed:
+        return fail(f"pipeline run {result.job_id} {result.state}: {result.error or 'no error reported'}", EXIT_FAILED)
+    if args.wait:
+        print(f"Pipeline run {result.job_id} SUCCEEDED")
+    return EXIT_OK
+
+
+def _schedule(config: PipelineConfig, config_file: Path, spec: CompiledSpec) -> int:
+    from pipeline.vertex.labels import git_commit
+    from pipeline.vertex.schedule import apply_schedule
+    from pipeline.vertex.submit import SubmitOptions, build_job, job_labels
+
+    runner = _vertex(config)
+    if runner.schedule is None:
+        print(f"No schedule: runner.schedule is not set in {config_file}; nothing to do")
+        return EXIT_OK
+    name = config_name(config_file)
+    options = SubmitOptions(config_name=name, commit=git_commit())
+    job = build_job(config, spec, options)
+    result = apply_schedule(job, runner, f"{config.pipeline_name}-{name}", job_labels(config, spec, options))
+    assert result is not None
+    print(f"Schedule {result.action}: {result.name}")
+    print(f"  cron '{runner.schedule.cron}', at most {runner.schedule.max_concurrent_runs} run(s) at a time")
+    print(f"  state {result.state}")
+    return EXIT_OK
+
+
+def fail(message: str, status: int) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return status
+
+
+def _vertex(config: PipelineConfig) -> VertexRunnerConfig:
+    if not isinstance(config.runner, VertexRunnerConfig):
+        raise ValueError(f"runner.kind is '{config.runner.kind}'; this command needs runner.kind 'vertex'")
+    return config.runner

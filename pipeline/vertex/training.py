@@ -1,0 +1,46 @@
+"""The Vertex AI Training job the Trainer starts: machine, accelerator, image, identity, env."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tfx import v1 as tfx
+
+from pipeline.config import VertexRunnerConfig
+
+# The Keras choice (TFT and TFMA need Keras 2), also set by the Makefile, the tests and the
+# pipeline image (Dockerfile ENV); repeated on the training job so it does not depend on the image.
+TRAINING_ENV = {"TF_USE_LEGACY_KERAS": "1"}
+
+
+def vertex_trainer_config(runner: VertexRunnerConfig) -> dict[str, Any]:
+    """custom_config entries for `tfx.extensions.google_cloud_ai_platform.Trainer` on Vertex AI.
+
+    TRAINING_ARGS_KEY holds the project and the CustomJobSpec fields (TFX sets the container
+    command itself). The job runs as the pipeline's service account.
+    """
+    if runner.image is None:
+        raise ValueError("runner.image is not set: the training job needs the pipeline image")
+    training = runner.training
+    machine_spec: dict[str, Any] = {"machine_type": training.machine_type}
+    if training.accelerator_type:
+        machine_spec["accelerator_type"] = training.accelerator_type
+        machine_spec["accelerator_count"] = training.accelerator_count
+    return {
+        tfx.extensions.google_cloud_ai_platform.ENABLE_VERTEX_KEY: True,
+        tfx.extensions.google_cloud_ai_platform.VERTEX_REGION_KEY: runner.region,
+        tfx.extensions.google_cloud_ai_platform.TRAINING_ARGS_KEY: {
+            "project": runner.project,
+            "worker_pool_specs": [
+                {
+                    "machine_spec": machine_spec,
+                    "replica_count": 1,
+                    "container_spec": {
+                        "image_uri": runner.image,
+                        "env": [{"name": name, "value": value} for name, value in TRAINING_ENV.items()],
+                    },
+                }
+            ],
+            "service_account": runner.service_account,
+        },
+    }

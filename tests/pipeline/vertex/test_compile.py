@@ -1,0 +1,261 @@
+"""What the compiled KFP v2 spec tells Vertex AI, read through the pipeline_spec protos."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from google.protobuf import json_format
+from kfp.pipeline_spec import pipeline_spec_pb2
+
+from pipeline import cli, fingerprint
+from pipeline import pipeline as tfx_pipeline
+from pipeline.config import BASE_CONFIG, VertexRunnerConfig, load_config, vertex_config_path
+from tests.pipeline.vertex.refresh_golden import ENVIRONMENTS, TEST_IMAGE
+
+BEAM_COMPONENTS = {
+    tfx_pipeline.EXAMPLE_GEN,
+    tfx_pipeline.STATISTICS_GEN,
+    tfx_pipeline.TRANSFORM,
+    tfx_pipeline.EVALUATOR,
+}
+CONTAINER_COMPONENTS = BEAM_COMPONENTS | {
+    tfx_pipeline.SCHEMA_GEN,
+    tfx_pipeline.EXAMPLE_VALIDATOR,
+    tfx_pipeline.TRAINER,
+    tfx_pipeline.PUSHER,
+}
+RESOLVER_TASKS = {
+    f"{tfx_pipeline.BASELINE_RESOLVER}-model-blessing-resolver",
+    f"{tfx_pipeline.BASELINE_RESOLVER}-model-resolver",
+}
+TRAINING_ARGS = "ai_platform_training_args"
+
+SECRET_PATTERNS = {
+    "private key": re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----|\"private_key(_id)?\""),
+    "Google API key": re.compile(r"AIza[0-9A-Za-z_-]{35}"),
+    "OAuth access token": re.compile(r"ya29\.[0-9A-Za-z_-]+"),
+    "GitHub token": re.compile(r"gh[pousr]_[0-9A-Za-z]{36}"),
+    "AWS access key": re.compile(r"AKIA[0-9A-Z]{16}"),
+    "password or secret": re.compile(r"(?i)(password|passwd|client_secret|refresh_token|access_token)\W{0,3}[:=]"),
+}
+
+
+def parse(document: dict[str, Any]) -> tuple[pipeline_spec_pb2.PipelineJob, pipeline_spec_pb2.PipelineSpec]:
+    job = json_format.ParseDict(document, pipeline_spec_pb2.PipelineJob())
+    spec = json_format.ParseDict(json_format.MessageToDict(job.pipeline_spec), pipeline_spec_pb2.PipelineSpec())
+    return job, spec
+
+
+def vertex_config(env: str):
+    config = load_config([BASE_CONFIG, vertex_config_path(env)])
+    assert isinstance(config.runner, VertexRunnerConfig)
+    return config
+
+
+def executor_of(spec: pipeline_spec_pb2.PipelineSpec, component: str) -> pipeline_spec_pb2.PipelineDeploymentConfig:
+    deployment = json_format.ParseDict(
+        json_format.MessageToDict(spec.deployment_spec), pipeline_spec_pb2.PipelineDeploymentConfig()
+    )
+    return deployment.executors[spec.components[component].executor_label]
+
+
+def task_parameter(spec: pipeline_spec_pb2.PipelineSpec, task: str, name: str) -> str:
+    # Schema 2.0.0 (TFX's default) carries constants in the `constantValue` field.
+    return spec.root.dag.tasks[task].inputs.parameters[name].runtime_value.constant_value.string_value
+
+
+def beam_args(container: Any) -> list[str]:
+    """What follows the executor's own arguments (`--json_serialized_invocation_args {{$}}`)."""
+    args = list(container.args)
+    return args[args.index("{{$}}") + 1 :]
+
+
+@pytest.fixture(scope="module")
+def specs(spec_documents: dict[str, dict[str, Any]]) -> dict[str, pipeline_spec_pb2.PipelineSpec]:
+    return {env: parse(document)[1] for env, document in spec_documents.items()}
+
+
+def test_compiling_needs_no_network_and_no_credentials(compiled_specs: dict[str, Path], offline_attempts) -> None:
+    assert set(compiled_specs) == set(ENVIRONMENTS)
+    assert offline_attempts.attempts == []
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_spec_parses_and_keeps_the_local_component_ids(env: str, spec_documents, specs) -> None:
+    job, spec = parse(spec_documents[env])
+    assert spec.pipeline_info.name == "taxi-tips"
+    assert set(spec.root.dag.tasks) == CONTAINER_COMPONENTS | RESOLVER_TASKS
+    assert job.runtime_config.gcs_output_directory == vertex_config(env).runner.pipeline_root
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_every_executor_runs_the_given_image(env: str, specs) -> None:
+    spec = specs[env]
+    images = {component: executor_of(spec, component).container.image for component in CONTAINER_COMPONENTS}
+    assert images == dict.fromkeys(CONTAINER_COMPONENTS, TEST_IMAGE)
+    resolvers = [name for name, executor in spec.deployment_spec["executors"].items() if "container" not in executor]
+    assert len(resolvers) == 2
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_dataflow_args_are_set_on_exactly_the_beam_components(env: str, specs) -> None:
+    spec = specs[env]
+    runner = vertex_config(env).runner
+    for component in CONTAINER_COMPONENTS:
+        args = beam_args(executor_of(spec, component).container)
+        if component not in BEAM_COMPONENTS:
+            assert args == [], component
+            continue
+        assert args[0] == "--runner=DataflowRunner", component
+        assert f"--project={runner.project}" in args
+        assert f"--region={runner.region}" in args
+        assert f"--sdk_container_image={TEST_IMAGE}" in args
+        assert f"--service_account_email={runner.dataflow.service_account}" in args
+        assert f"--temp_location={runner.pipeline_root}/dataflow/tmp" in args
+        assert f"--max_num_workers={runner.dataflow.max_workers}" in args
+        assert "--no_use_public_ips" in args
+        assert [arg for arg in args if arg.startswith("--labels=")] == [
+            f"--labels={key}={value}" for key, value in sorted(runner.labels.items())
+        ]
+    # CsvExampleGen's driver (input fingerprinting before the cache check) gets the same args.
+    example_gen = executor_of(spec, tfx_pipeline.EXAMPLE_GEN).container
+    driver_args = list(example_gen.lifecycle.pre_cache_check.args)
+    assert driver_args[driver_args.index("{{$}}") + 1 :] == beam_args(example_gen)
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_trainer_starts_a_vertex_training_job_with_the_configured_machine(env: str, specs) -> None:
+    spec = specs[env]
+    runner = vertex_config(env).runner
+    container = executor_of(spec, tfx_pipeline.TRAINER).container
+    assert "google_cloud_ai_platform.trainer.executor" in list(container.args)[1]
+    custom_config = json.loads(task_parameter(spec, tfx_pipeline.TRAINER, "custom_config"))
+    assert custom_config["ai_platform_enable_vertex"] is True
+    assert custom_config["ai_platform_vertex_region"] == runner.region
+    training = custom_config[TRAINING_ARGS]
+    assert training["project"] == runner.project
+    assert training["service_account"] == runner.service_account
+    (pool,) = training["worker_pool_specs"]
+    assert pool["machine_spec"] == {"machine_type": runner.training.machine_type}
+    assert pool["replica_count"] == 1
+    assert pool["container_spec"] == {
+        "image_uri": TEST_IMAGE,
+        "env": [{"name": "TF_USE_LEGACY_KERAS", "value": "1"}],
+    }
+    # The local Trainer's settings are kept.
+    assert custom_config["hyperparameters"]["hidden_units"] == vertex_config(env).training.hidden_units
+    assert custom_config["source_fingerprint"] == fingerprint.source_fingerprint(*tfx_pipeline.TRAINER_MODULES)
+
+
+def test_accelerator_reaches_the_training_job(tmp_path: Path) -> None:
+    settings = yaml.safe_load(vertex_config_path("prod").read_text())
+    settings["runner"]["training"] = {
+        "machine_type": "g2-standard-8",
+        "accelerator_type": "NVIDIA_L4",
+        "accelerator_count": 1,
+    }
+    config_file = tmp_path / "vertex-gpu.yaml"
+    config_file.write_text(yaml.safe_dump(settings))
+    output = tmp_path / "gpu.json"
+
+    status = cli.main(["compile", "--config", str(config_file), "--image", TEST_IMAGE, "--output", str(output)])
+
+    assert status == cli.EXIT_OK
+    _, spec = parse(json.loads(output.read_text()))
+    (pool,) = json.loads(task_parameter(spec, tfx_pipeline.TRAINER, "custom_config"))[TRAINING_ARGS][
+        "worker_pool_specs"
+    ]
+    assert pool["machine_spec"] == {
+        "machine_type": "g2-standard-8",
+        "accelerator_type": "NVIDIA_L4",
+        "accelerator_count": 1,
+    }
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_caching_follows_the_config(env: str, specs) -> None:
+    spec = specs[env]
+    enabled = {task: spec.root.dag.tasks[task].caching_options.enable_cache for task in CONTAINER_COMPONENTS}
+    assert set(enabled.values()) == {vertex_config(env).runner.enable_cache}
+
+
+def test_dev_caches_and_prod_does_not() -> None:
+    assert (vertex_config("dev").runner.enable_cache, vertex_config("prod").runner.enable_cache) == (True, False)
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_baseline_is_the_latest_blessed_model(env: str, specs) -> None:
+    spec = specs[env]
+    executors = json_format.MessageToDict(spec.deployment_spec)["executors"]
+    blessing = executors[f"{tfx_pipeline.BASELINE_RESOLVER}-model-blessing-resolver_executor"]["resolver"]
+    assert "metadata.blessed.number_value=1" in blessing["outputArtifactQueries"]["model_blessing"]["filter"]
+    baseline = spec.root.dag.tasks[tfx_pipeline.EVALUATOR].inputs.artifacts["baseline_model"]
+    assert baseline.task_output_artifact.producer_task == f"{tfx_pipeline.BASELINE_RESOLVER}-model-resolver"
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_pusher_writes_under_the_pipeline_root(env: str, specs) -> None:
+    destination = json.loads(task_parameter(specs[env], tfx_pipeline.PUSHER, "push_destination"))
+    runner = vertex_config(env).runner
+    assert destination["filesystem"]["base_directory"] == f"{runner.pipeline_root}/serving_model/taxi-tips"
+
+
+def test_transform_fingerprint_is_the_current_source() -> None:
+    config = vertex_config("dev")
+    config = config.model_copy(update={"runner": config.runner.model_copy(update={"image": TEST_IMAGE})})
+    pipeline = tfx_pipeline.create_pipeline(config)
+    transform = next(c for c in pipeline.components if c.id == tfx_pipeline.TRANSFORM)
+    expected = fingerprint.source_fingerprint(*tfx_pipeline.TRANSFORM_MODULES)
+    assert json.loads(transform.exec_properties["custom_config"]) == {"source_fingerprint": expected}
+    # Vertex AI keeps ML Metadata; Beam args live on the Beam components only.
+    assert pipeline.metadata_connection_config is None
+    assert pipeline.beam_pipeline_args == []
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_spec_holds_no_secret_looking_strings(env: str, compiled_specs: dict[str, Path]) -> None:
+    text = compiled_specs[env].read_text()
+    found = {name: pattern.findall(text) for name, pattern in SECRET_PATTERNS.items() if pattern.search(text)}
+    assert found == {}
+
+
+def test_secret_patterns_catch_planted_secrets() -> None:
+    planted = [
+        '"private_key": "-----BEGIN PRIVATE KEY-----\\nMIIE"',
+        "key=AIza" + "A" * 35,
+        "Authorization: Bearer ya29.a0AfH6SMC",
+        "ghp_" + "a" * 36,
+        "AKIA" + "ABCDEFGHIJKLMNOP",
+        "--db_password=hunter2",
+    ]
+    for text in planted:
+        assert any(pattern.search(text) for pattern in SECRET_PATTERNS.values()), text
+
+
+@pytest.mark.parametrize(
+    ("image", "message"),
+    [
+        ("us-central1-docker.pkg.dev/my-tfx-dev/pipelines/taxi-tips:latest", "is given by tag ':latest'"),
+        ("us-central1-docker.pkg.dev/my-tfx-dev/pipelines/taxi-tips:v1", "is given by tag ':v1'"),
+        ("us-central1-docker.pkg.dev/my-tfx-dev/pipelines/taxi-tips@sha256:abc", "has no valid sha256 digest"),
+    ],
+)
+def test_image_without_digest_is_refused(image: str, message: str, tmp_path: Path, capsys) -> None:
+    output = tmp_path / "pipeline.json"
+    status = cli.main(["compile", "--env", "dev", "--image", image, "--output", str(output)])
+    err = capsys.readouterr().err.strip()
+    assert status == cli.EXIT_BAD_INPUT
+    assert len(err.splitlines()) == 1
+    assert err.startswith("error: --image: ") and message in err
+    assert not output.exists()
+
+
+def test_missing_image_is_refused(tmp_path: Path, capsys) -> None:
+    status = cli.main(["compile", "--env", "prod", "--output", str(tmp_path / "p.json")])
+    assert status == cli.EXIT_BAD_INPUT
+    assert "no pipeline image: pass --image" in capsys.readouterr().err

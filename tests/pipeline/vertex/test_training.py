@@ -1,0 +1,53 @@
+"""The Vertex AI Training job settings handed to TFX's Vertex Trainer."""
+
+from __future__ import annotations
+
+from tfx import v1 as tfx
+
+from pipeline.config import BASE_CONFIG, VertexRunnerConfig, load_config, vertex_config_path
+from pipeline.vertex.training import TRAINING_ENV, vertex_trainer_config
+from tests.pipeline.vertex.refresh_golden import TEST_IMAGE
+
+gcp = tfx.extensions.google_cloud_ai_platform
+
+
+def runner(**overrides: object) -> VertexRunnerConfig:
+    config = load_config([BASE_CONFIG, vertex_config_path("dev")], {"runner.image": TEST_IMAGE, **overrides})
+    assert isinstance(config.runner, VertexRunnerConfig)
+    return config.runner
+
+
+def test_cpu_job_has_no_accelerator_fields() -> None:
+    config = vertex_trainer_config(runner())
+    assert config[gcp.ENABLE_VERTEX_KEY] is True
+    assert config[gcp.VERTEX_REGION_KEY] == "us-central1"
+    (pool,) = config[gcp.TRAINING_ARGS_KEY]["worker_pool_specs"]
+    assert pool["machine_spec"] == {"machine_type": "n1-standard-4"}
+
+
+def test_gpu_job_carries_type_and_count() -> None:
+    settings = runner(
+        **{
+            "runner.training": {
+                "machine_type": "a2-highgpu-2g",
+                "accelerator_type": "NVIDIA_TESLA_A100",
+                "accelerator_count": 2,
+            }
+        }
+    )
+    (pool,) = vertex_trainer_config(settings)[gcp.TRAINING_ARGS_KEY]["worker_pool_specs"]
+    assert pool["machine_spec"] == {
+        "machine_type": "a2-highgpu-2g",
+        "accelerator_type": "NVIDIA_TESLA_A100",
+        "accelerator_count": 2,
+    }
+
+
+def test_job_runs_the_image_as_the_pipeline_account_with_the_keras_choice() -> None:
+    args = vertex_trainer_config(runner())[gcp.TRAINING_ARGS_KEY]
+    assert args["project"] == "my-tfx-dev"
+    assert args["service_account"] == "tfx-pipelines@my-tfx-dev.iam.gserviceaccount.com"
+    container = args["worker_pool_specs"][0]["container_spec"]
+    assert container["image_uri"] == TEST_IMAGE
+    assert container["env"] == [{"name": "TF_USE_LEGACY_KERAS", "value": "1"}]
+    assert TRAINING_ENV == {"TF_USE_LEGACY_KERAS": "1"}
