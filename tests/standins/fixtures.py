@@ -35,6 +35,7 @@ from typing import Any
 import pytest
 
 from tests.standins.gcs_emulator import StorageEmulator
+from tests.standins.vertex_models import ModelsSurface
 from tests.standins.vertex_pipelines import DEFAULT_JOB_STATES
 from tests.standins.vertex_server import FakeVertexServer
 
@@ -55,6 +56,7 @@ class VertexStandins:
     project_number: str
     location: str
     bucket: str
+    models: ModelsSurface
 
     @property
     def vertex_url(self) -> str:
@@ -115,11 +117,13 @@ def vertex_standins(
     left) instead of being started and stopped.
     """
     with ExitStack() as stack:
+        models = ModelsSurface()
         server = stack.enter_context(
             FakeVertexServer(
                 project_id=project,
                 project_number=project_number,
                 default_job_states=default_job_states,
+                surfaces=[models],
             )
         )
         if storage is None:
@@ -127,7 +131,7 @@ def vertex_standins(
         else:
             storage.reset([bucket])
         stack.enter_context(environment_variable("STORAGE_EMULATOR_HOST", storage.url))
-        env = VertexStandins(server, storage, project, project_number, location, bucket)
+        env = VertexStandins(server, storage, project, project_number, location, bucket, models)
         if init_aiplatform:
             stack.enter_context(
                 aiplatform_configured(

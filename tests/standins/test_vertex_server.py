@@ -518,6 +518,11 @@ def test_standalone_entry_point_prints_urls() -> None:
             timeout=5,
         )
         assert (listed.status_code, listed.json()) == (200, {})
+        endpoints = requests.get(  # the models and endpoints surface is installed
+            f"{urls['VERTEX_API_ENDPOINT']}/v1/projects/test-project/locations/us-central1/endpoints",
+            timeout=5,
+        )
+        assert (endpoints.status_code, endpoints.json()) == (200, {})
         bucket = requests.get(
             f"{urls['STORAGE_EMULATOR_HOST']}/storage/v1/b/test-staging-bucket",
             timeout=5,

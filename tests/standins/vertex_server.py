@@ -9,8 +9,10 @@ Point ``google-cloud-aiplatform`` at it with::
 (``tests.standins.fixtures.vertex_standins`` does this plus the storage
 emulator).  Surfaces served today: pipelineJobs, schedules and the
 long-running operations they create; see ``vertex_pipelines.py``.  Further
-surfaces (models, endpoints) plug in through :meth:`FakeVertexServer.install`
-or :meth:`FakeVertexServer.add_route` without changes here.
+surfaces plug in through :meth:`FakeVertexServer.install` or
+:meth:`FakeVertexServer.add_route` without changes here: models, endpoints
+and predictions (``vertex_models.py``) are installed by ``vertex_standins()``
+and by the standalone server below.
 
 What retries on 429/503 over the REST transport (SDK 1.70, api-core 2.24)
 -------------------------------------------------------------------------
@@ -481,12 +483,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     signal.signal(signal.SIGINT, _on_signal)
     signal.signal(signal.SIGTERM, _on_signal)
+    from tests.standins.vertex_models import ModelsSurface
+
     server = FakeVertexServer(
         args.host,
         args.port,
         project_id=args.project_id,
         project_number=args.project_number,
         default_job_states=[s.strip() for s in args.job_states.split(",") if s.strip()],
+        surfaces=[ModelsSurface()],
     )
     with server:
         print(f"VERTEX_API_ENDPOINT={server.base_url}", flush=True)

@@ -1,0 +1,11 @@
+"""Model registration: every blessed model, after a serving smoke test, becomes a new version of one
+Vertex AI Model Registry model (the TFX Vertex Pusher would create a new model per run and deploy it).
+
+- `component.py`: the TFX component `ModelRegistration` (spec, class).
+- `executor.py`: what it does (blessing check, smoke test, upload, output properties).
+- `settings.py`: where to upload (from the config), passed to the executor as JSON.
+- `upload.py`: the Vertex AI SDK calls and the version's labels.
+
+Import the component from `components.registration.component`; this package stays light so the
+config can import `settings` without TFX.
+"""

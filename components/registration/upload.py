@@ -1,0 +1,111 @@
+"""Uploads a SavedModel as a new version of the registry model, through the Vertex AI SDK.
+
+The first upload creates the model under its fixed ID (version 1, which Vertex AI gives the
+`default` alias); every later upload adds a version to it (`parent_model`) without moving
+`default`, which promotion keeps on the production version. Each new version takes the
+`candidate` alias from the version that held it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from components.registration.settings import BLESSED_LABEL, CANDIDATE_ALIAS, RegistrySettings
+from pipeline.vertex.labels import sanitize_labels
+
+UNKNOWN = "unknown"
+_LOG = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RegisteredVersion:
+    model: str  # projects/<project number>/locations/<region>/models/<model id>
+    version_id: str
+
+    @property
+    def versioned_name(self) -> str:
+        return f"{self.model}@{self.version_id}"
+
+
+def register_version(
+    settings: RegistrySettings, artifact_uri: str, labels: Mapping[str, str], description: str
+) -> RegisteredVersion:
+    """Uploads the SavedModel folder `artifact_uri` as a new version of `settings.model_id`."""
+    from google.api_core import exceptions
+    from google.cloud import aiplatform
+
+    where = {"project": settings.project, "location": settings.region}
+    upload = {
+        "serving_container_image_uri": settings.serving_image,
+        "artifact_uri": artifact_uri,
+        "display_name": settings.display_name,
+        "labels": dict(labels),
+        "version_description": description,
+        **where,
+    }
+    try:
+        parent = aiplatform.Model(settings.model_id, **where)
+    except exceptions.NotFound:
+        try:
+            _LOG.info("Model %s is not in the registry yet: uploading version 1", settings.model_id)
+            model = aiplatform.Model.upload(model_id=settings.model_id, version_aliases=[CANDIDATE_ALIAS], **upload)
+            return RegisteredVersion(model.resource_name, model.version_id)
+        except exceptions.Conflict:  # another run created it meanwhile
+            parent = aiplatform.Model(settings.model_id, **where)
+    model = aiplatform.Model.upload(
+        parent_model=parent.resource_name, is_default_version=False, version_aliases=[CANDIDATE_ALIAS], **upload
+    )
+    return RegisteredVersion(model.resource_name, model.version_id)
+
+
+def provenance_labels(settings: RegistrySettings, output_uri: str) -> dict[str, str]:
+    """Labels of a new version: blessed, and the pipeline job, git commit and image it came from.
+
+    The job ID is read from the output artifact's path; the commit and image digest from the
+    labels `python -m pipeline submit` (or the schedule) gave that job. Unknown values say so.
+    """
+    job_id = pipeline_job_id(settings.pipeline_root, output_uri)
+    job_labels = _pipeline_job_labels(settings, job_id) if job_id else {}
+    image_digest = job_labels.get("image_digest") or _short_digest(settings.pipeline_image)
+    return sanitize_labels(
+        {
+            BLESSED_LABEL: "true",
+            "pipeline_job": job_id or UNKNOWN,
+            "git_commit": job_labels.get("git_commit") or UNKNOWN,
+            "image_digest": image_digest or UNKNOWN,
+        }
+    )
+
+
+def pipeline_job_id(pipeline_root: str, artifact_uri: str) -> str | None:
+    """The run that wrote `artifact_uri`: Vertex AI Pipelines writes artifacts to
+    `<pipeline root>/<project number>/<job ID>/<task>_<id>/<output>`."""
+    prefix = pipeline_root.rstrip("/") + "/"
+    if not artifact_uri.startswith(prefix):
+        return None
+    parts = artifact_uri[len(prefix) :].split("/")
+    return parts[1] if len(parts) >= 3 and parts[0].isdigit() and parts[1] else None
+
+
+def version_description(metrics: Mapping[str, float]) -> str:
+    shown = ", ".join(f"{name} {value:.4f}" for name, value in sorted(metrics.items()))
+    return f"Blessed by the Evaluator. Eval metrics: {shown or 'not recorded'}"
+
+
+def _pipeline_job_labels(settings: RegistrySettings, job_id: str) -> dict[str, str]:
+    from google.api_core import exceptions
+    from google.cloud import aiplatform
+
+    try:
+        job = aiplatform.PipelineJob.get(job_id, project=settings.project, location=settings.region)
+    except exceptions.GoogleAPICallError as error:
+        _LOG.warning("Cannot read the labels of pipeline job %s (%s); provenance labels say unknown", job_id, error)
+        return {}
+    return dict(job.labels)
+
+
+def _short_digest(image: str | None) -> str | None:
+    """The first 12 hex digits of an image's sha256 digest, as in the pipeline run's labels."""
+    return image.rsplit("@sha256:", 1)[1][:12] if image and "@sha256:" in image else None

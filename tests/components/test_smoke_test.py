@@ -1,0 +1,96 @@
+"""The serving smoke test of exported SavedModels (the InfraValidator stand-in)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import tensorflow as tf
+
+from components.smoke_test import SmokeTestError, raw_instances, read_examples, run_smoke_test
+from models import serving
+from tests.components.conftest import EVAL_ROWS
+
+
+def test_the_exported_model_passes(model_uri: Path, examples_uri: Path) -> None:
+    rows = read_examples(str(examples_uri / "Split-eval"), limit=5)
+
+    result = run_smoke_test(str(model_uri / "Format-Serving"), rows)
+
+    assert result.rows == 5
+    assert all(0.0 <= p <= 1.0 for p in result.probabilities)
+    assert result.max_difference <= 1e-4
+    assert result.summary().startswith("passed: 5 eval rows through serving_default and serving_raw")
+
+
+def test_reads_at_most_the_limit_and_needs_files(examples_uri: Path) -> None:
+    assert len(read_examples(str(examples_uri / "Split-eval"), limit=100)) == EVAL_ROWS
+    with pytest.raises(SmokeTestError, match="no gzipped TFRecord files"):
+        read_examples(str(examples_uri / "Split-train"), limit=5)
+
+
+def test_raw_instances_fill_missing_features_like_transform(examples_uri: Path) -> None:
+    rows = read_examples(str(examples_uri / "Split-eval"), limit=1)  # trip 0: no dropoff_community_area
+    signature = {
+        "dropoff_community_area": tf.TensorSpec([None], tf.int64),
+        "company": tf.TensorSpec([None], tf.string),
+        "fare": tf.TensorSpec([None], tf.float32),
+        "not_in_the_data": tf.TensorSpec([None], tf.string),
+    }
+    assert raw_instances(rows, signature) == [
+        {"dropoff_community_area": 0, "company": "Taxi Affiliation Services", "fare": 5.0, "not_in_the_data": ""}
+    ]
+
+
+def tiny_model(
+    folder: Path,
+    default: Callable[[tf.Tensor], tf.Tensor],
+    raw: Callable[[tf.Tensor], tf.Tensor],
+    names: tuple[str, str] = (serving.DEFAULT_SIGNATURE, serving.RAW_SIGNATURE),
+) -> str:
+    """A SavedModel with both signatures' inputs; `default`/`raw` map a batch of fares to outputs."""
+
+    class Tiny(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+        def from_examples(self, examples: tf.Tensor) -> dict[str, tf.Tensor]:
+            parsed = tf.io.parse_example(examples, {"fare": tf.io.VarLenFeature(tf.float32)})
+            fares = tf.sparse.to_dense(parsed["fare"])[:, 0]
+            return {"probabilities": default(fares)}
+
+        @tf.function(input_signature=[{"fare": tf.TensorSpec([None], tf.float32, name="fare")}])
+        def from_instances(self, instances: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+            return {"probabilities": raw(instances["fare"])}
+
+    module = Tiny()
+    path = str(folder / "model")
+    signatures = {names[0]: module.from_examples, names[1]: module.from_instances.get_concrete_function()}
+    tf.saved_model.save(module, path, signatures=signatures)
+    return path
+
+
+def probability(fares: tf.Tensor) -> tf.Tensor:
+    return tf.reshape(tf.sigmoid(fares / 10.0), [-1, 1])
+
+
+@pytest.mark.parametrize(
+    ("default", "raw", "message"),
+    [
+        (lambda f: probability(f) + 1.0, probability, "serving_default: prediction 0: outside [0, 1]"),
+        (probability, lambda f: tf.sigmoid(f), "serving_raw: output shape [5], expected [5, 1]"),
+        (probability, lambda f: probability(f) * 0.5, "disagree on the same rows by up to"),
+        (lambda f: probability(f) * float("nan"), lambda f: probability(f) * float("nan"), "not finite: nan"),
+    ],
+)
+def test_a_model_that_answers_badly_fails(tmp_path: Path, examples_uri: Path, default, raw, message: str) -> None:
+    rows = read_examples(str(examples_uri / "Split-eval"), limit=5)
+    with pytest.raises(SmokeTestError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        run_smoke_test(tiny_model(tmp_path, default, raw), rows)
+
+
+def test_a_model_without_the_raw_signature_fails(tmp_path: Path, examples_uri: Path) -> None:
+    path = tiny_model(tmp_path, probability, probability, names=(serving.DEFAULT_SIGNATURE, "predict"))
+    with pytest.raises(SmokeTestError, match=r"lacks the signatures \['serving_raw'\]"):
+        run_smoke_test(path, read_examples(str(examples_uri / "Split-eval"), limit=2))
+    with pytest.raises(SmokeTestError, match="cannot load the SavedModel"):
+        run_smoke_test(str(tmp_path / "nowhere"), read_examples(str(examples_uri / "Split-eval"), limit=2))

@@ -1,0 +1,358 @@
+"""`python -m pipeline promote` against the fake Vertex AI server, through the real SDK."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+
+from components.registration.settings import RegistrySettings
+from components.registration.upload import register_version
+from pipeline import cli
+from pipeline.config import vertex_config_path
+from tests.standins.fixtures import VertexStandins
+
+MODEL = "taxi-tips"
+ENDPOINT = "taxi-tips-dev"  # configs/vertex-dev.yaml
+SETTINGS = RegistrySettings(
+    project="my-tfx-dev",
+    region="us-central1",
+    model_id=MODEL,
+    display_name=MODEL,
+    serving_image="us-docker.pkg.dev/vertex-ai/prediction/tf2-cpu.2-15:latest",
+    pipeline_root="gs://my-tfx-dev-pipelines/taxi-tips",
+)
+MUTATING = ("POST", "PATCH", "DELETE")
+
+
+@dataclass(frozen=True)
+class Result:
+    status: int
+    out: str
+    err: str
+
+
+@pytest.fixture
+def promote(vertex_env: VertexStandins, capsys: pytest.CaptureFixture[str]):
+    def run(*args: str, config: Path | None = None) -> Result:
+        capsys.readouterr()
+        where = ["--config", str(config)] if config else ["--env", "dev"]
+        status = cli.main(["promote", *where, "--api-endpoint", vertex_env.vertex_url, *args])
+        captured = capsys.readouterr()
+        return Result(status, captured.out, captured.err)
+
+    return run
+
+
+def tight_smoke_test(folder: Path) -> Path:
+    """configs/vertex-dev.yaml with 10 smoke-test predictions answered within 200 ms."""
+    settings = yaml.safe_load(vertex_config_path("dev").read_text())
+    settings["endpoint"]["smoke_test"].update(predictions=10, max_latency_ms=200)
+    path = folder / "vertex-dev-tight.yaml"
+    path.write_text(yaml.safe_dump(settings))
+    return path
+
+
+def register(version: int, blessed: bool = True) -> None:
+    labels = {"blessed": "true"} if blessed else {"git_commit": "abc123"}
+    registered = register_version(SETTINGS, f"gs://my-tfx-dev-pipelines/run-{version}/model", labels, "test")
+    assert registered.version_id == str(version)
+
+
+def traffic(env: VertexStandins) -> dict[str, int]:
+    return env.models.endpoint(ENDPOINT).traffic_by_version
+
+
+def aliases(env: VertexStandins) -> dict[str, str]:
+    return env.models.model(MODEL).aliases
+
+
+def changes(env: VertexStandins, since: int = 0) -> list[str]:
+    """Mutating calls after the `since`-th request, as 'METHOD route'."""
+    return [
+        f"{r.method} {r.route}"
+        for r in env.server.requests[since:]
+        if r.method in MUTATING and r.route != "endpoints.predict"
+    ]
+
+
+def in_production(env: VertexStandins, promote, version: int) -> None:
+    """Registers `version` and promotes it to 100% (the first version needs no production)."""
+    register(version)
+    assert promote("canary", "--version", str(version), "--traffic", "10").status == cli.EXIT_OK
+    assert promote("finish").status == cli.EXIT_OK
+
+
+def test_canary_finish_rollback(vertex_env: VertexStandins, promote) -> None:
+    register(1)
+    first = promote("canary", "--alias", "candidate", "--traffic", "10")
+    assert first.status == cli.EXIT_OK, first.err
+    assert "no version is in production yet: v1 gets all the traffic" in first.out
+    assert traffic(vertex_env) == {"1": 100}
+    assert promote("finish").status == cli.EXIT_OK
+    assert aliases(vertex_env) == {"default": "1", "production": "1", "candidate": "1"}
+
+    register(2)
+    canary = promote("canary", "--alias", "candidate", "--traffic", "10")
+    assert canary.status == cli.EXIT_OK, canary.err
+    assert "Done: the canary passed the smoke test. Traffic: v1 90%, v2 10%" in canary.out
+    assert traffic(vertex_env) == {"1": 90, "2": 10}
+    assert aliases(vertex_env) == {"default": "1", "production": "1", "candidate": "2"}
+    endpoint = vertex_env.models.endpoint(ENDPOINT)
+    canary_deployment = next(d for d in endpoint.deployments if d.version_id == "2")
+    assert canary_deployment.model.endswith(f"/locations/us-central1/models/{MODEL}")
+    deployed = endpoint.resource["deployedModels"][1]
+    assert deployed["displayName"] == "taxi-tips-v2"
+    assert deployed["dedicatedResources"]["machineSpec"] == {"machineType": "n1-standard-2"}
+    assert {r.version_id for r in vertex_env.models.predictions} == {"1", "2"}  # the canary answered
+
+    finish = promote("finish")
+    assert finish.status == cli.EXIT_OK, finish.err
+    assert traffic(vertex_env) == {"2": 100}  # v1 undeployed
+    assert aliases(vertex_env) == {
+        "production": "2",
+        "default": "2",
+        "candidate": "2",
+        "previous-production": "1",
+    }
+
+    rollback = promote("rollback")
+    assert rollback.status == cli.EXIT_OK, rollback.err
+    assert "Plan: give production back to v1 (replacing v2)" in rollback.out
+    assert traffic(vertex_env) == {"1": 100}
+    assert aliases(vertex_env) == {"production": "1", "default": "1", "candidate": "2"}
+    again = promote("rollback")
+    assert (again.status, again.out.strip()) == (
+        cli.EXIT_OK,
+        "Nothing to do: nothing to roll back: no version carries alias previous-production; "
+        "traffic v1 100%, aliases production v1, candidate v2",
+    )
+
+
+def test_finish_twice_changes_nothing_the_second_time(vertex_env: VertexStandins, promote) -> None:
+    in_production(vertex_env, promote, 1)
+    register(2)
+    promote("canary", "--version", "2", "--traffic", "10")
+    assert promote("finish").status == cli.EXIT_OK
+    before = (traffic(vertex_env), aliases(vertex_env), vertex_env.models.endpoint(ENDPOINT).resource)
+    mark = len(vertex_env.server.requests)
+
+    second = promote("finish")
+
+    assert second.status == cli.EXIT_OK
+    assert "nothing to finish: no canary is deployed" in second.out
+    assert changes(vertex_env, mark) == []
+    assert (traffic(vertex_env), aliases(vertex_env), vertex_env.models.endpoint(ENDPOINT).resource) == before
+
+
+def test_dry_run_prints_the_plan_and_changes_nothing(vertex_env: VertexStandins, promote) -> None:
+    in_production(vertex_env, promote, 1)
+    register(2)
+    mark = len(vertex_env.server.requests)
+
+    result = promote("canary", "--version", "2", "--traffic", "25", "--dry-run")
+
+    assert result.status == cli.EXIT_OK
+    lines = result.out.splitlines()
+    assert lines[0] == "Plan: canary of v2 with 25% of the traffic"
+    assert f"  endpoint: projects/my-tfx-dev/locations/us-central1/endpoints/{ENDPOINT}" in lines
+    assert "  traffic:  v1 100%  ->  v1 75%, v2 25%" in lines
+    assert lines[-1] == "Dry run: nothing was changed."
+    assert changes(vertex_env, mark) == []
+    assert traffic(vertex_env) == {"1": 100}
+
+
+def test_an_unblessed_version_is_refused(vertex_env: VertexStandins, promote) -> None:
+    in_production(vertex_env, promote, 1)
+    register(2, blessed=False)
+    mark = len(vertex_env.server.requests)
+
+    result = promote("canary", "--version", "2", "--traffic", "10")
+
+    assert result.status == cli.EXIT_BAD_INPUT
+    assert "v2 carries no label blessed=true" in result.err
+    assert changes(vertex_env, mark) == []
+
+
+def test_a_deploy_that_fails_midway_leaves_the_endpoint_as_before(vertex_env: VertexStandins, promote) -> None:
+    in_production(vertex_env, promote, 1)
+    register(2)
+    before = vertex_env.models.endpoint(ENDPOINT).resource
+    vertex_env.models.fail_next_deploy("Model server never became ready", polls=1)
+
+    result = promote("canary", "--version", "2", "--traffic", "10")
+
+    assert result.status == cli.EXIT_FAILED
+    assert "never became ready" in result.err
+    assert "Unchanged. Traffic: v1 100%" in result.out
+    after = vertex_env.models.endpoint(ENDPOINT).resource
+    assert {k: v for k, v in after.items() if k != "updateTime"} == {
+        k: v for k, v in before.items() if k != "updateTime"
+    }
+    assert aliases(vertex_env)["production"] == "1"
+
+
+@pytest.mark.parametrize(
+    ("script", "reason"),
+    [
+        ({"error_status": 500}, "requests failed, error rate"),
+        ({"delay_seconds": 0.3}, "slowest answer took"),
+        ({"output": "out_of_range"}, "response schema: prediction 0: outside [0, 1]"),
+    ],
+)
+def test_a_failed_smoke_test_restores_the_traffic_and_undeploys_the_canary(
+    vertex_env: VertexStandins, promote, tmp_path, script: dict, reason: str
+) -> None:
+    in_production(vertex_env, promote, 1)
+    register(2)
+    vertex_env.models.script_predictions("2", **script)
+    config = tight_smoke_test(tmp_path)
+
+    result = promote("canary", "--version", "2", "--traffic", "50", config=config)
+
+    assert result.status == cli.EXIT_FAILED
+    assert reason in result.out and "the smoke test of v2 failed" in result.err
+    assert "restoring: undeploy v2 (leaving v1 100%)" in result.out
+    assert traffic(vertex_env) == {"1": 100}
+    assert aliases(vertex_env)["production"] == "1"
+
+
+def test_a_ramp_that_fails_the_smoke_test_goes_back_to_the_share_before(
+    vertex_env: VertexStandins, promote, tmp_path
+) -> None:
+    in_production(vertex_env, promote, 1)
+    register(2)
+    assert promote("canary", "--version", "2", "--traffic", "10").status == cli.EXIT_OK
+    vertex_env.models.script_predictions("2", error_status=503)
+
+    result = promote("canary", "--version", "2", "--traffic", "50", config=tight_smoke_test(tmp_path))
+
+    assert result.status == cli.EXIT_FAILED
+    assert "restoring: set the traffic split to v1 90%, v2 10%" in result.out
+    assert "v2 was deployed before this command and stays; `rollback` undeploys it" in result.out
+    assert traffic(vertex_env) == {"1": 90, "2": 10}
+
+
+def test_refuses_when_the_endpoint_disagrees_with_the_aliases(vertex_env: VertexStandins, promote) -> None:
+    from google.cloud import aiplatform
+
+    in_production(vertex_env, promote, 1)
+    register(2)
+    aiplatform.models.ModelRegistry(MODEL).add_version_aliases(["production"], version="2")  # by hand
+    mark = len(vertex_env.server.requests)
+
+    for args in (("canary", "--version", "2", "--traffic", "10"), ("finish",), ("rollback",)):
+        result = promote(*args)
+        assert result.status == cli.EXIT_BAD_INPUT
+        assert "does not match the registry aliases: alias production names v2, which is not deployed" in result.err
+        assert "Make them agree by hand" in result.err
+    assert changes(vertex_env, mark) == []
+
+
+def test_an_interrupted_finish_completes_when_run_again(vertex_env: VertexStandins, promote) -> None:
+    in_production(vertex_env, promote, 1)
+    register(2)
+    promote("canary", "--version", "2", "--traffic", "10")
+    vertex_env.server.fail_next("POST", r":mergeVersionAliases$", 503)
+
+    stopped = promote("finish")
+
+    assert stopped.status == cli.EXIT_FAILED
+    assert "run `finish` again to complete it" in stopped.err
+    assert traffic(vertex_env) == {"1": 0, "2": 100}  # traffic moved, v1 still deployed
+    assert aliases(vertex_env)["production"] == "1"
+    register(3)
+    another = promote("canary", "--version", "3", "--traffic", "10")
+    assert another.status == cli.EXIT_BAD_INPUT
+    assert "v2 already serves 100% (an interrupted finish): run `finish`" in another.err
+
+    resumed = promote("finish")
+
+    assert resumed.status == cli.EXIT_OK, resumed.err
+    assert "1. give v1 previous-production" in resumed.out and "set the traffic" not in resumed.out
+    assert traffic(vertex_env) == {"2": 100}
+    assert aliases(vertex_env) | {"candidate": "-"} == {
+        "production": "2",
+        "default": "2",
+        "previous-production": "1",
+        "candidate": "-",
+    }
+
+
+def test_rollback_during_a_canary_aborts_it(vertex_env: VertexStandins, promote) -> None:
+    in_production(vertex_env, promote, 1)
+    register(2)
+    promote("canary", "--version", "2", "--traffic", "30")
+
+    result = promote("rollback")
+
+    assert result.status == cli.EXIT_OK
+    assert "Plan: abort the canary of v2: v1 gets 100% again" in result.out
+    assert traffic(vertex_env) == {"1": 100}
+    assert aliases(vertex_env)["production"] == "1"
+
+
+def test_rest_calls_of_each_step(vertex_env: VertexStandins, promote) -> None:
+    """Which v1 REST calls the SDK makes for each promotion step (listed in pipeline/promotion/vertex.py)."""
+    in_production(vertex_env, promote, 1)
+    register(2)
+
+    def calls(*args: str) -> list[str]:
+        mark = len(vertex_env.server.requests)
+        assert promote(*args).status == cli.EXIT_OK
+        seen = [f"{r.method} {r.route}" for r in vertex_env.server.requests[mark:]]
+        # The smoke test's predict requests, once.
+        return [call for index, call in enumerate(seen) if call != "POST endpoints.predict" or seen[index - 1] != call]
+
+    read_state = ["GET models.listVersions", "GET endpoints.get"]
+    assert calls("canary", "--version", "2", "--traffic", "10") == [
+        *read_state,
+        "GET models.get",  # models/taxi-tips@2: its labels (blessed=true)
+        "GET endpoints.get",  # deployed model IDs
+        "GET models.get",  # the Model handed to Endpoint.deploy
+        "POST endpoints.deployModel",  # trafficSplit {<v1 id>: 90, "0": 10}
+        "GET endpoints.get",  # the SDK syncs the endpoint after the operation
+        "GET endpoints.get",  # the smoke test finds the canary's deployed model ID
+        "POST endpoints.predict",  # 50 times
+        *read_state,  # the state printed at the end
+    ]
+    assert calls("finish") == [
+        *read_state,
+        "GET endpoints.get",
+        "PATCH endpoints.patch",  # updateMask=trafficSplit: v2 100%
+        "POST models.mergeVersionAliases",  # models/taxi-tips@1: previous-production
+        "POST models.mergeVersionAliases",  # models/taxi-tips@2: production, default
+        "GET endpoints.get",
+        "POST endpoints.undeployModel",  # v1, trafficSplit {<v2 id>: 100}
+        "GET endpoints.get",
+        *read_state,
+    ]
+    assert calls("rollback") == [
+        *read_state,
+        "GET endpoints.get",
+        "GET models.get",
+        "POST endpoints.deployModel",  # v1 with trafficSplit {<v2 id>: 0, "0": 100}
+        "GET endpoints.get",
+        "POST models.mergeVersionAliases",  # models/taxi-tips@1: production, default
+        "POST models.mergeVersionAliases",  # models/taxi-tips@1: -previous-production
+        "GET endpoints.get",
+        "POST endpoints.undeployModel",  # v2, trafficSplit {<v1 id>: 100}
+        "GET endpoints.get",
+        *read_state,
+    ]
+
+
+def test_promote_needs_the_registry_and_endpoint_sections(tmp_path, capsys) -> None:
+    settings = yaml.safe_load(vertex_config_path("dev").read_text())
+    settings.pop("endpoint")
+    config = tmp_path / "no-endpoint.yaml"
+    config.write_text(yaml.safe_dump(settings))
+
+    status = cli.main(["promote", "--config", str(config), "finish"])
+
+    assert status == cli.EXIT_BAD_INPUT
+    assert capsys.readouterr().err.strip() == (
+        f"error: {config}: promote needs runner 'vertex' and the registry and endpoint sections"
+    )
