@@ -1,0 +1,195 @@
+"""Data anomalies in plain words: for each feature, what the schema expects and what was found.
+
+TFDV reports anomalies as `Anomalies` protos whose descriptions name the problem but not the
+rule that was broken. Here each anomaly becomes one line that says both, with the schema's own
+numbers (the allowed values, the range, the share of rows that must be filled in).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from tensorflow_metadata.proto.v0 import anomalies_pb2, schema_pb2
+
+_Type = anomalies_pb2.AnomalyInfo.Type
+DATASET = "(whole dataset)"
+_MAX_LISTED_VALUES = 8
+
+_TYPE_NAMES = {
+    schema_pb2.INT: "whole numbers (INT)",
+    schema_pb2.FLOAT: "numbers (FLOAT)",
+    schema_pb2.BYTES: "text (BYTES)",
+    schema_pb2.STRUCT: "structs (STRUCT)",
+}
+_WRONG_TYPE = {
+    _Type.UNEXPECTED_DATA_TYPE,
+    _Type.FLOAT_TYPE_STRING_NOT_FLOAT,
+    _Type.FLOAT_TYPE_NOT_FLOAT,
+    _Type.FLOAT_TYPE_NON_STRING,
+    _Type.FLOAT_TYPE_UNKNOWN_TYPE_NUMBER,
+    _Type.INT_TYPE_INT_EXPECTED,
+    _Type.INT_TYPE_NOT_INT_STRING,
+    _Type.INT_TYPE_NOT_STRING,
+    _Type.INT_TYPE_STRING_EXPECTED,
+    _Type.INT_TYPE_UNKNOWN_TYPE_NUMBER,
+    _Type.STRING_TYPE_NOW_FLOAT,
+    _Type.STRING_TYPE_NOW_INT,
+    _Type.ENUM_TYPE_BYTES_NOT_STRING,
+    _Type.ENUM_TYPE_FLOAT_NOT_STRING,
+    _Type.ENUM_TYPE_INT_NOT_STRING,
+    _Type.ENUM_TYPE_INVALID_UTF8,
+}
+_OUT_OF_RANGE = {
+    _Type.INT_TYPE_BIG_INT,
+    _Type.INT_TYPE_SMALL_INT,
+    _Type.FLOAT_TYPE_BIG_FLOAT,
+    _Type.FLOAT_TYPE_SMALL_FLOAT,
+    _Type.FLOAT_TYPE_HAS_NAN,
+    _Type.FLOAT_TYPE_HAS_INF,
+}
+_PRESENCE = {
+    _Type.SCHEMA_MISSING_COLUMN,
+    _Type.FEATURE_TYPE_NOT_PRESENT,
+    _Type.FEATURE_TYPE_NO_VALUES,
+    _Type.FEATURE_TYPE_LOW_FRACTION_PRESENT,
+    _Type.FEATURE_TYPE_LOW_NUMBER_PRESENT,
+}
+# TFDV's wording -> plain words (the expected part is said from the schema instead).
+_REWORDED = (
+    (re.compile(r"^Expected data of type: \w+ but got (\w+)\.?$"), r"values of type \1"),
+    (re.compile(r"^String values that were not floats were found, such as (.*?)\.?$"), r"text such as \1"),
+    (re.compile(r"^String values that were not ints were found, such as (.*?)\.?$"), r"text such as \1"),
+    (re.compile(r"^Examples contain values missing from the schema: (.*?)\.?$"), r"values not in the list: \1"),
+)
+
+
+@dataclass(frozen=True)
+class Anomaly:
+    """One broken rule: the feature, what the schema expects, what the data holds, and where."""
+
+    feature: str
+    expected: str
+    found: str
+    splits: tuple[str, ...] = ()
+
+    def line(self) -> str:
+        where = f" [{', '.join(self.splits)}]" if self.splits else ""
+        return f"{self.feature}{where}: expected {self.expected}; found {self.found}"
+
+
+def describe(anomalies: anomalies_pb2.Anomalies, schema: schema_pb2.Schema) -> list[Anomaly]:
+    """The anomalies of one split (or one dataset), one entry per feature, sorted by feature."""
+    features = {feature.name: feature for feature in schema.feature}
+    domains = {domain.name: domain for domain in schema.string_domain}
+    result = []
+    if anomalies.data_missing:
+        result.append(Anomaly(DATASET, "rows of data", "no data at all"))
+    if anomalies.HasField("dataset_anomaly_info"):
+        info = anomalies.dataset_anomaly_info
+        result.append(Anomaly(DATASET, "what the schema says about the dataset", _found(info)))
+    for name in sorted(anomalies.anomaly_info):
+        info = anomalies.anomaly_info[name]
+        feature = features.get(name)
+        reason_types = [reason.type for reason in info.reason]
+        expected = _expected(reason_types, feature, domains)
+        result.append(Anomaly(name, expected, _found(info)))
+    return result
+
+
+def merge_splits(per_split: Mapping[str, Iterable[Anomaly]]) -> list[Anomaly]:
+    """One entry per (feature, expected), naming the splits; what was found is given per split when it differs."""
+    merged: dict[tuple[str, str], dict[str, str]] = {}
+    for split, anomalies in per_split.items():
+        for anomaly in anomalies:
+            merged.setdefault((anomaly.feature, anomaly.expected), {})[split] = anomaly.found
+    result = []
+    for (feature, expected), found in sorted(merged.items()):
+        texts = set(found.values())
+        text = texts.pop() if len(texts) == 1 else "; ".join(f"{split}: {value}" for split, value in found.items())
+        result.append(Anomaly(feature, expected, text, tuple(found)))
+    return result
+
+
+def summary(anomalies: list[Anomaly], schema_source: str) -> str:
+    """One line: how many features break the schema, and which."""
+    features = sorted({anomaly.feature for anomaly in anomalies})
+    noun = "feature breaks" if len(features) == 1 else "features break"
+    return f"the data does not match the schema {schema_source}: {len(features)} {noun} it ({', '.join(features)})"
+
+
+def _expected(
+    reason_types: list[int], feature: schema_pb2.Feature | None, domains: Mapping[str, schema_pb2.StringDomain]
+) -> str:
+    if feature is None:
+        if _Type.SCHEMA_NEW_COLUMN in reason_types:
+            return "only the columns the schema lists (this one is not in it)"
+        return "a feature the schema lists"
+    parts = []
+    if any(kind in _WRONG_TYPE for kind in reason_types):
+        parts.append(_TYPE_NAMES.get(feature.type, schema_pb2.FeatureType.Name(feature.type)))
+    if _Type.ENUM_TYPE_UNEXPECTED_STRING_VALUES in reason_types:
+        parts.append(_domain_text(feature, domains))
+    if any(kind in _OUT_OF_RANGE for kind in reason_types):
+        parts.append(_range_text(feature))
+    if any(kind in _PRESENCE for kind in reason_types):
+        parts.append(_presence_text(feature))
+    if _Type.FEATURE_TYPE_UNEXPECTED_REPEATED in reason_types or _Type.FEATURE_TYPE_HIGH_NUMBER_VALUES in reason_types:
+        parts.append("one value per row")
+    return "; ".join(parts) or "what the schema says for this feature"
+
+
+def _domain_text(feature: schema_pb2.Feature, domains: Mapping[str, schema_pb2.StringDomain]) -> str:
+    domain = feature.string_domain if feature.HasField("string_domain") else domains.get(feature.domain)
+    values = list(domain.value) if domain else []
+    listed = ", ".join(values[:_MAX_LISTED_VALUES])
+    if len(values) > _MAX_LISTED_VALUES:
+        listed += f", ... ({len(values)} values)"
+    mass = feature.distribution_constraints.min_domain_mass if feature.HasField("distribution_constraints") else 1.0
+    share = "only values" if mass >= 1.0 else f"at least {mass:.0%} of the values"
+    return f"{share} from the schema's list ({listed})"
+
+
+def _range_text(feature: schema_pb2.Feature) -> str:
+    kind = feature.WhichOneof("domain_info")
+    domain = getattr(feature, kind) if kind in ("int_domain", "float_domain") else None
+    if domain is None:
+        return "finite values"
+    low = _number(domain.min) if domain.HasField("min") else None
+    high = _number(domain.max) if domain.HasField("max") else None
+    if low is not None and high is not None:
+        return f"values from {low} to {high}"
+    if low is not None:
+        return f"values of at least {low}"
+    if high is not None:
+        return f"values of at most {high}"
+    return "finite values"
+
+
+def _presence_text(feature: schema_pb2.Feature) -> str:
+    fraction = feature.presence.min_fraction
+    if fraction >= 1.0:
+        return "a value in every row"
+    if fraction > 0:
+        return f"a value in at least {fraction:.0%} of the rows"
+    return "the column to be present"
+
+
+def _found(info: anomalies_pb2.AnomalyInfo) -> str:
+    descriptions = [_reword(reason.description) for reason in info.reason if reason.description.strip()]
+    text = ", ".join(descriptions) if descriptions else _reword(info.description)
+    return text or "an anomaly TFDV did not describe"
+
+
+def _reword(description: str) -> str:
+    text = description.strip()
+    for pattern, replacement in _REWORDED:
+        if pattern.match(text):
+            return pattern.sub(replacement, text)
+    text = text.rstrip(". ")
+    return text[:1].lower() + text[1:] if text[1:2].islower() else text
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"

@@ -1,0 +1,177 @@
+"""The validation gate, the plain-words anomalies and what the curated schema accepts."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+import tensorflow_data_validation as tfdv
+from tensorflow_metadata.proto.v0 import anomalies_pb2, schema_pb2
+from tfx.types import artifact_utils, standard_artifacts
+
+from components import anomaly_text
+from components.curated_schema import SCHEMA_FINGERPRINT_KEY, CuratedSchemaGen, schema_fingerprint
+from components.validation_gate import (
+    ANOMALIES_FILE,
+    ANOMALIES_KEY,
+    SCHEMA_KEY,
+    SCHEMA_SOURCE_KEY,
+    VALIDATED_SCHEMA_KEY,
+    DataValidationError,
+    Executor,
+)
+from pipeline import pipeline as tfx_pipeline
+from pipeline.config import load_config
+from pipeline.preflight import REPO_ROOT
+from pipeline.schema_proposal import example_statistics
+
+CURATED = REPO_ROOT / "schema" / "schema.pbtxt"
+Type = anomalies_pb2.AnomalyInfo.Type
+UNEXPECTED_VALUES = "Examples contain values missing from the schema"  # TFDV's wording
+
+
+@pytest.fixture(scope="module")
+def schema() -> schema_pb2.Schema:
+    return tfdv.load_schema_text(str(CURATED))
+
+
+def anomalies(**features: tuple[int, str]) -> anomalies_pb2.Anomalies:
+    """Anomalies as TFDV writes them: feature -> (reason type, reason description)."""
+    result = anomalies_pb2.Anomalies()
+    for name, (kind, description) in features.items():
+        info = result.anomaly_info[name]
+        info.description = description
+        info.reason.add(type=kind, description=description)
+    return result
+
+
+def test_each_anomaly_says_what_the_schema_expects_and_what_was_found(schema: schema_pb2.Schema) -> None:
+    found = anomalies(
+        payment_type=(Type.ENUM_TYPE_UNEXPECTED_STRING_VALUES, f"{UNEXPECTED_VALUES}: Bitcoin (~5%). "),
+        trip_start_hour=(Type.INT_TYPE_BIG_INT, "Unexpectedly large value: 30."),
+        company=(Type.SCHEMA_MISSING_COLUMN, "Column is completely missing"),
+        fare=(Type.UNEXPECTED_DATA_TYPE, "Expected data of type: FLOAT but got STRING"),
+        driver_rating=(Type.SCHEMA_NEW_COLUMN, "New column (column in data but not in schema)"),
+    )  # fmt: skip
+    lines = [anomaly.line() for anomaly in anomaly_text.describe(found, schema)]
+    assert lines == [
+        "company: expected the column to be present; found column is completely missing",
+        "driver_rating: expected only the columns the schema lists (this one is not in it); "
+        "found new column (column in data but not in schema)",
+        "fare: expected numbers (FLOAT); found values of type STRING",
+        "payment_type: expected at least 99% of the values from the schema's list (Cash, Credit Card, Dispute, "
+        "No Charge, Pcard, Prcard, Unknown); found values not in the list: Bitcoin (~5%)",
+        "trip_start_hour: expected values from 0 to 23; found unexpectedly large value: 30",
+    ]
+
+
+def test_splits_with_the_same_anomaly_are_merged() -> None:
+    same = anomaly_text.Anomaly("fare", "numbers (FLOAT)", "values of type STRING")
+    other = anomaly_text.Anomaly("tips", "values of at least 0", "small value: -1")
+    merged = anomaly_text.merge_splits(
+        {
+            "train": [same, other],
+            "eval": [same, anomaly_text.Anomaly("tips", "values of at least 0", "small value: -3")],
+        }
+    )
+    assert [anomaly.line() for anomaly in merged] == [
+        "fare [train, eval]: expected numbers (FLOAT); found values of type STRING",
+        "tips [train, eval]: expected values of at least 0; found train: small value: -1; eval: small value: -3",
+    ]
+    assert anomaly_text.summary(merged, "schema/schema.pbtxt") == (
+        "the data does not match the schema schema/schema.pbtxt: 2 features break it (fare, tips)"
+    )
+
+
+def run_gate(tmp_path: Path, per_split: dict[str, anomalies_pb2.Anomalies]) -> Path:
+    found = standard_artifacts.ExampleAnomalies()
+    found.uri = str(tmp_path / "anomalies")
+    found.split_names = artifact_utils.encode_split_names(list(per_split))
+    for split, proto in per_split.items():
+        folder = Path(found.uri) / f"Split-{split}"
+        folder.mkdir(parents=True)
+        (folder / ANOMALIES_FILE).write_bytes(proto.SerializeToString())
+    schema = standard_artifacts.Schema()
+    schema.uri = str(tmp_path / "schema")
+    Path(schema.uri).mkdir()
+    (Path(schema.uri) / "schema.pbtxt").write_text(CURATED.read_text())
+    validated = standard_artifacts.Schema()
+    validated.uri = str(tmp_path / "validated")
+    Executor().Do(
+        {ANOMALIES_KEY: [found], SCHEMA_KEY: [schema]},
+        {VALIDATED_SCHEMA_KEY: [validated]},
+        {SCHEMA_SOURCE_KEY: "schema/schema.pbtxt"},
+    )
+    return Path(validated.uri) / "schema.pbtxt"
+
+
+def test_the_gate_passes_the_schema_on_when_no_split_has_anomalies(tmp_path: Path) -> None:
+    passed = run_gate(tmp_path, {"train": anomalies_pb2.Anomalies(), "eval": anomalies_pb2.Anomalies()})
+    assert passed.read_text() == CURATED.read_text()
+
+
+def test_the_gate_fails_with_a_summary_then_one_line_per_anomaly(tmp_path: Path) -> None:
+    broken = anomalies(tips=(Type.FEATURE_TYPE_NOT_PRESENT, "The feature was not present in any examples."))
+    with pytest.raises(DataValidationError) as error:
+        run_gate(tmp_path, {"train": anomalies_pb2.Anomalies(), "eval": broken})
+    assert str(error.value).splitlines() == [
+        "the data does not match the schema schema/schema.pbtxt: 1 feature breaks it (tips); "
+        "the run stopped before Transform",
+        "  tips [eval]: expected a value in every row; found the feature was not present in any examples",
+        "to accept a legitimate change in the data: `make schema`, then see docs/data-validation.md",
+    ]
+    assert not (tmp_path / "validated").exists()
+
+
+@pytest.fixture(scope="module")
+def taxi_rows(small_taxi_dir: Path) -> tuple[list[str], list[list[str]]]:
+    with (small_taxi_dir / "data.csv").open(newline="") as file:
+        rows = list(csv.reader(file))
+    return rows[0], rows[1:]
+
+
+def statistics_with(folder: Path, taxi_rows: tuple[list[str], list[list[str]]], column: str, value) -> object:
+    """Statistics as the pipeline computes them, of the taxi rows with `column` changed by value(index, old)."""
+    header, rows = taxi_rows
+    at = header.index(column)
+    folder.mkdir()
+    with (folder / "data.csv").open("w", newline="") as file:
+        csv.writer(file).writerows([header] + [[*r[:at], value(i, r[at]), *r[at + 1 :]] for i, r in enumerate(rows)])
+    return example_statistics(str(folder))
+
+
+def test_a_few_unknown_payment_types_pass_and_many_do_not(tmp_path: Path, taxi_rows, schema) -> None:
+    few = statistics_with(tmp_path / "few", taxi_rows, "payment_type", lambda i, v: "Bitcoin" if i % 200 == 3 else v)
+    assert not tfdv.validate_statistics(few, schema).anomaly_info  # 0.5%: under the 1% the schema tolerates
+    many = statistics_with(tmp_path / "many", taxi_rows, "payment_type", lambda i, v: "Bitcoin" if i % 20 == 3 else v)
+    assert set(tfdv.validate_statistics(many, schema).anomaly_info) == {"payment_type"}  # 5%
+
+
+def test_the_label_is_required_in_training_but_not_in_serving(tmp_path: Path, taxi_rows, schema) -> None:
+    no_label = statistics_with(tmp_path / "no-label", taxi_rows, "tips", lambda i, v: "")
+    assert set(tfdv.validate_statistics(no_label, schema).anomaly_info) == {"tips"}  # ExampleValidator: no env
+    assert set(tfdv.validate_statistics(no_label, schema, environment="TRAINING").anomaly_info) == {"tips"}
+    assert not tfdv.validate_statistics(no_label, schema, environment="SERVING").anomaly_info
+
+
+def test_an_edited_schema_is_imported_again(tmp_path: Path) -> None:
+    first, edited = tmp_path / "first.pbtxt", tmp_path / "edited.pbtxt"
+    first.write_text(CURATED.read_text())
+    edited.write_text(CURATED.read_text().replace('value: "Cash"', 'value: "Cash"\n  value: "Mobile"'))
+    fingerprints = [
+        CuratedSchemaGen(schema_file=str(path), fingerprint=schema_fingerprint(path)).exec_properties[
+            SCHEMA_FINGERPRINT_KEY
+        ]
+        for path in (first, CURATED, edited)
+    ]
+    assert fingerprints[0] == fingerprints[1] != fingerprints[2]
+
+
+def test_an_inferred_schema_is_gated_too(tmp_path: Path) -> None:
+    config = load_config(overrides={"runner.output_dir": str(tmp_path), "schema_path": None})
+    components = {c.id: c for c in tfx_pipeline.create_pipeline(config).components}
+    assert type(components[tfx_pipeline.SCHEMA_GEN]).__name__ == "SchemaGen"
+    gate = components[tfx_pipeline.VALIDATION_GATE]
+    assert {node.id for node in gate.upstream_nodes} == {tfx_pipeline.EXAMPLE_VALIDATOR, tfx_pipeline.SCHEMA_GEN}
+    assert tfx_pipeline.VALIDATION_GATE in {node.id for node in components[tfx_pipeline.TRANSFORM].upstream_nodes}

@@ -1,0 +1,193 @@
+"""Ctrl-C during a component stops the run cleanly; the same command then resumes from the cache.
+
+The run is a real `python -m pipeline run-local` child process, interrupted with SIGINT once its
+progress output shows Transform running. ML Metadata must then hold the interrupted execution as
+CANCELED (not COMPLETE) with no output artifact, and the re-run must reuse every component that
+had finished (CACHED) and run Transform afresh.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from ml_metadata import metadata_store
+from ml_metadata.proto import metadata_store_pb2
+
+from pipeline import cli
+from pipeline import pipeline as tfx_pipeline
+from pipeline.interrupt import RunInterrupted, StopSignals, exit_status
+from tests.pipeline.conftest import GOOD_RUN_CONFIG, run_cli
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+INTERRUPTED = tfx_pipeline.TRANSFORM
+FINISHED_BEFORE = (
+    tfx_pipeline.EXAMPLE_GEN,
+    tfx_pipeline.STATISTICS_GEN,
+    tfx_pipeline.SCHEMA_GEN,
+    tfx_pipeline.EXAMPLE_VALIDATOR,
+    tfx_pipeline.VALIDATION_GATE,
+)
+STARTUP_TIMEOUT_S = 240
+
+
+class ChildOutput:
+    """Collects a child process's stdout lines in a thread, so the test can wait for one."""
+
+    def __init__(self, process: subprocess.Popen) -> None:
+        self.lines: list[str] = []
+        self._queue: queue.Queue[str | None] = queue.Queue()
+        self._thread = threading.Thread(target=self._read, args=(process,), daemon=True)
+        self._thread.start()
+
+    def _read(self, process: subprocess.Popen) -> None:
+        for line in process.stdout:
+            self._queue.put(line)
+        self._queue.put(None)
+
+    def wait_for(self, text: str, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                line = self._queue.get(timeout=max(deadline - time.monotonic(), 0.01))
+            except queue.Empty:
+                return False
+            if line is None:
+                return False
+            self.lines.append(line)
+            if text in line:
+                return True
+        return False
+
+    def rest(self) -> str:
+        self._thread.join(timeout=30)
+        while not self._queue.empty():
+            line = self._queue.get()
+            if line is not None:
+                self.lines.append(line)
+        return "".join(self.lines)
+
+
+def store_of(output: Path) -> metadata_store.MetadataStore:
+    connection = metadata_store_pb2.ConnectionConfig()
+    connection.sqlite.filename_uri = str(output / "metadata" / "taxi-tips" / "metadata.sqlite")
+    return metadata_store.MetadataStore(connection)
+
+
+def executions_of(store: metadata_store.MetadataStore, component: str) -> list[metadata_store_pb2.Execution]:
+    context = store.get_context_by_type_and_name("node", f"taxi-tips.{component}")
+    return sorted(store.get_executions_by_context(context.id), key=lambda e: e.id) if context else []
+
+
+def output_artifact_ids(store: metadata_store.MetadataStore, execution_id: int) -> list[int]:
+    kinds = (metadata_store_pb2.Event.OUTPUT, metadata_store_pb2.Event.DECLARED_OUTPUT)
+    return [e.artifact_id for e in store.get_events_by_execution_ids([execution_id]) if e.type in kinds]
+
+
+def test_a_stop_signal_raises_and_exits_like_a_shell() -> None:
+    previous = signal.getsignal(signal.SIGTERM)
+    stop = StopSignals()
+    with pytest.raises(RunInterrupted), stop:
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)  # the handler raises at the next bytecode
+    assert stop.received == signal.SIGTERM
+    assert signal.getsignal(signal.SIGTERM) == previous
+    assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
+    assert (exit_status(signal.SIGINT), exit_status(signal.SIGTERM)) == (130, 143)
+
+
+class Finalizer:
+    """Receives the signal inside __del__, where Python drops whatever the handler raises."""
+
+    def __del__(self) -> None:
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(5)
+
+
+def test_an_interrupt_dropped_by_a_finalizer_is_raised_again_without_noise() -> None:
+    stop = StopSignals()
+    unraisable: list = []
+    started = time.monotonic()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(sys, "unraisablehook", unraisable.append)
+        with pytest.raises(RunInterrupted), stop:
+            finalizer = Finalizer()
+            del finalizer
+            time.sleep(5)  # the run goes on here, until the interrupt is raised again
+        assert sys.unraisablehook == unraisable.append
+    assert time.monotonic() - started < 5
+    assert unraisable == []  # the dropped interrupt printed no traceback
+    assert stop.received == signal.SIGINT
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_interrupted_run_is_cancelled_cleanly_and_resumes_from_the_cache(tmp_path: Path, small_taxi_dir: Path) -> None:
+    config = tmp_path / "test.yaml"
+    config.write_text(GOOD_RUN_CONFIG)
+    output = tmp_path / "out"
+    args = ["run-local", "--config", str(config), "--data", str(small_taxi_dir), "--output-dir", str(output)]
+    env = {**os.environ, "TF_USE_LEGACY_KERAS": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
+    stderr_file = tmp_path / "stderr.txt"
+    with stderr_file.open("w") as stderr_sink:  # a file: a full stderr pipe would block the child
+        child = subprocess.Popen(
+            [sys.executable, "-m", "pipeline", *args],
+            cwd=REPO_ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=stderr_sink,
+            text=True,
+        )
+    output_lines = ChildOutput(child)
+    try:
+        started = output_lines.wait_for(f"{INTERRUPTED:<32} running", STARTUP_TIMEOUT_S)
+        assert started, f"{INTERRUPTED} never started:\n{''.join(output_lines.lines)}"
+        time.sleep(2)  # well inside Transform's Beam work
+        child.send_signal(signal.SIGINT)
+        status = child.wait(timeout=120)
+    finally:
+        if child.poll() is None:
+            child.kill()
+    stdout, stderr = output_lines.rest(), stderr_file.read_text()
+
+    assert status == 130, stderr
+    message = next(line for line in stderr.splitlines() if line.startswith("error: "))
+    assert message.startswith(f"error: interrupted by SIGINT while {INTERRUPTED} (execution ")
+    assert message.endswith("now CANCELED) was running; nothing of the interrupted step was kept.")
+    assert "Run the same command again to resume" in stderr
+    assert f"{INTERRUPTED:<32} done" not in stdout
+
+    store = store_of(output)
+    (cancelled,) = executions_of(store, INTERRUPTED)
+    assert cancelled.last_known_state == metadata_store_pb2.Execution.CANCELED
+    assert output_artifact_ids(store, cancelled.id) == []
+    assert not list((output / "pipelines" / "taxi-tips" / INTERRUPTED).glob(f"*/{cancelled.id}"))
+    for component in FINISHED_BEFORE:
+        (finished,) = executions_of(store, component)
+        assert finished.last_known_state == metadata_store_pb2.Execution.COMPLETE, component
+    assert not executions_of(store, tfx_pipeline.TRAINER)
+
+    summary_file = tmp_path / "summary.json"
+    status, _, resumed_stderr = run_cli([*args, "--summary-json", str(summary_file)])
+    assert status == cli.EXIT_OK, resumed_stderr
+    resumed = json.loads(summary_file.read_text())["executions"]
+    assert {component: resumed[component] for component in FINISHED_BEFORE} == dict.fromkeys(FINISHED_BEFORE, "CACHED")
+    assert resumed[INTERRUPTED] == "COMPLETE"
+
+    store = store_of(output)
+    first, again = executions_of(store, INTERRUPTED)
+    assert first.id == cancelled.id and first.last_known_state == metadata_store_pb2.Execution.CANCELED
+    assert again.last_known_state == metadata_store_pb2.Execution.COMPLETE
+    assert output_artifact_ids(store, again.id)
+    for component in FINISHED_BEFORE:
+        states = [e.last_known_state for e in executions_of(store, component)]
+        assert states == [metadata_store_pb2.Execution.COMPLETE, metadata_store_pb2.Execution.CACHED], component
+    (trained,) = executions_of(store, tfx_pipeline.TRAINER)
+    assert trained.last_known_state == metadata_store_pb2.Execution.COMPLETE
