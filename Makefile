@@ -67,6 +67,17 @@ bench-compare: setup ## Compare two bench results: ratios B/A (A=a.json B=b.json
 clean: ## Remove local outputs (.local/) and build files
 	rm -rf .local build bench-results
 
+# ---- Data validation and run reports (docs/data-validation.md) ------------------------------
+RUN ?=
+
+.PHONY: schema report
+
+schema: setup ## Propose a schema from the data (DATA=csv_dir) into schema/schema.proposed.pbtxt, for review
+	$(PY) -m pipeline schema --config $(CONFIG) $(if $(DATA),--data $(DATA))
+
+report: setup ## Write the HTML report of a local run (RUN=run id, default the latest; OUT=output_dir)
+	$(PY) -m pipeline report --config $(CONFIG) $(if $(OUT),--output-dir $(OUT)) $(if $(RUN),--run $(RUN))
+
 # ---- Vertex AI Pipelines (docs/vertex.md) --------------------------------------------------
 ENV          ?= dev
 IMAGE        ?=
@@ -111,6 +122,15 @@ image: ## Build the pipeline image with Cloud Build, print its digest (PROJECT= 
 
 standins: setup ## Serve fake Vertex AI (:8765) and Cloud Storage (:9023) for `make submit API_ENDPOINT=...`
 	$(PY) -m tests.standins.vertex_server --port 8765 --storage-port 9023 --bucket $(STANDINS_BUCKET)
+
+# ---- Model promotion (docs/promotion.md) -----------------------------------------------------
+ARGS ?=
+
+.PHONY: promote
+
+promote: setup ## Move a registered model into the ENV endpoint: ARGS="canary --alias candidate --traffic 10" | "finish" | "rollback" (--dry-run)
+	@test -n "$(ARGS)" || { echo 'error: set ARGS, e.g. ARGS="canary --alias candidate --traffic 10 --dry-run" (docs/promotion.md)' >&2; exit 2; }
+	$(PY) -m pipeline promote $(VERTEX_ARGS) $(ARGS)
 
 # ---- CI and infrastructure checks (.github/workflows, infra/, docs/bootstrap.md) ------------
 # checkov and actionlint run from their own virtualenvs, each pinned by its own lock: checkov

@@ -1,9 +1,12 @@
 """Command line.
 
   python -m pipeline run-local [--config FILE] [--data DIR] [--output-dir DIR]
+  python -m pipeline report    [--config FILE] [--output-dir DIR] [--run RUN_ID | --list] [--output FILE]
+  python -m pipeline schema    [--config FILE] [--data DIR] [--output FILE]
   python -m pipeline compile  --env ENV --image REGISTRY/REPO/NAME@sha256:<digest>
   python -m pipeline submit   --env ENV [--spec FILE] [--wait] [--timeout S] [--summary-file F]
   python -m pipeline schedule --env ENV [--spec FILE]
+  python -m pipeline promote  --env ENV canary (--version N | --alias A) --traffic P | finish | rollback [--dry-run]
 
 ENV names configs/vertex-ENV.yaml, merged on top of configs/base.yaml.
 """
@@ -11,6 +14,7 @@ ENV names configs/vertex-ENV.yaml, merged on top of configs/base.yaml.
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,12 +24,14 @@ from pipeline.config import (
     LOCAL_CONFIG,
     VERTEX_CONFIG_PREFIX,
     ConfigError,
+    PipelineConfig,
     VertexRunnerConfig,
     config_name,
     load_config,
     vertex_config_path,
 )
 from pipeline.data import DataError
+from pipeline.run_summary import RunSummary
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -54,6 +60,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--require-blessing", action="store_true", help="exit 3 when the model is not blessed")
     run.add_argument("--summary-json", type=Path, help="also write the run summary to this JSON file")
     run.add_argument("--verbose", action="store_true", help="show TFX's own logs")
+    run.add_argument(
+        "--rerun-all",
+        action="store_true",
+        help="run the pipeline even when nothing changed since the last completed run (TFX's cache still applies)",
+    )
 
     compile_ = commands.add_parser("compile", help="compile the pipeline for Vertex AI Pipelines (offline)")
     _add_environment(compile_)
@@ -74,6 +85,16 @@ def build_parser() -> argparse.ArgumentParser:
     schedule = commands.add_parser("schedule", help="create or update the recurring run from runner.schedule")
     _add_environment(schedule)
     _add_spec_and_endpoint(schedule)
+
+    from pipeline.promotion.cli import add_promote_parser
+
+    add_promote_parser(commands, _add_environment)
+
+    from pipeline.report.command import add_report_parser
+    from pipeline.schema_proposal import add_schema_parser
+
+    add_report_parser(commands)
+    add_schema_parser(commands)
     return parser
 
 
@@ -96,6 +117,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "run-local":
         return _run_local_command(args)
+    if args.command in ("report", "schema"):
+        return args.handler(args)
     if args.command == "submit" and args.timeout is not None and not args.wait:
         parser.error("--timeout needs --wait")
     try:
@@ -105,6 +128,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise ConfigError(f"{config_file}: runner.kind is '{config.runner.kind}'; {args.command} needs 'vertex'")
     except ConfigError as error:
         return _fail(str(error), EXIT_BAD_INPUT)
+    if args.command == "promote":
+        from pipeline.promotion.cli import run_promote
+
+        return run_promote(config, config_file, args)
     from pipeline.vertex import commands
 
     default_spec = BUILD_DIR / (args.env or config_name(config_file)) / "pipeline.json"
@@ -123,9 +150,9 @@ def _run_local_command(args: argparse.Namespace) -> int:
         config = load_config([BASE_CONFIG, args.config], overrides)
         if config.runner.kind != "local":
             raise ConfigError(f"{args.config}: runner.kind is '{config.runner.kind}'; run-local needs 'local'")
-        from pipeline.data import data_dir
+        from pipeline import preflight
 
-        data_dir(config)  # checked before any output is written
+        preflight.check(config, [BASE_CONFIG, args.config])  # schema and data, before any output is written
     except (ConfigError, DataError) as error:
         return _fail(str(error), EXIT_BAD_INPUT)
     return _run_local(config, args)
@@ -136,23 +163,51 @@ def _fail(message: str, status: int) -> int:
     return status
 
 
-def _run_local(config, args: argparse.Namespace) -> int:
-    from pipeline.local_runner import run_local
+def _run_local(config: PipelineConfig, args: argparse.Namespace) -> int:
+    from pipeline import rerun
+    from pipeline.data import data_dir
 
     print(f"Running pipeline '{config.pipeline_name}' locally; outputs in {Path(config.runner.output_dir).resolve()}")
+    fingerprint = rerun.inputs_fingerprint(config, data_dir(config))
+    previous = None if args.rerun_all else rerun.unchanged_run(config, fingerprint)
+    if previous is not None:
+        print("Nothing changed since the last completed run (config, data, code, packages, schema): reusing it.")
+        return _finish(RunSummary.from_dict(previous["summary"]), previous.get("report"), args)
+    rerun.forget_completed_run(config)
+
+    from components.validation_gate import DataValidationError
+    from pipeline.interrupt import StopSignals, report_interrupt
+    from pipeline.local_runner import run_local
+    from pipeline.report.command import build_run_report, print_run_report
+
+    stop = StopSignals()
     try:
-        summary = run_local(config, verbose=args.verbose)
-    except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        return 130
-    except Exception as error:
+        with stop:
+            summary = run_local(config, verbose=args.verbose)
+    except DataValidationError as error:
+        _fail(str(error), EXIT_BAD_INPUT)
+        print_run_report(config)
+        return EXIT_BAD_INPUT
+    except BaseException as error:
+        if stop.received is not None or isinstance(error, KeyboardInterrupt):
+            return report_interrupt(config, stop.received or signal.SIGINT, since_ms=stop.started_ms)
+        if not isinstance(error, Exception):
+            raise
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         print(f"error: the pipeline failed: {type(error).__name__}: {first_line}", file=sys.stderr)
         if args.verbose:
             raise
         return EXIT_FAILED
+    report = build_run_report(config)
+    rerun.record_completed_run(config, fingerprint, summary.to_json(), report)
+    return _finish(summary, report, args)
+
+
+def _finish(summary: RunSummary, report: str | None, args: argparse.Namespace) -> int:
     for line in summary.lines():
         print(line)
+    if report:
+        print(f"Report:        {report}")
     if args.summary_json:
         args.summary_json.parent.mkdir(parents=True, exist_ok=True)
         args.summary_json.write_text(summary.to_json())

@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, field_validator, model_validator
 
+from pipeline.deploy_config import EndpointConfig, RegistryConfig
 from pipeline.vertex.image import require_digest
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
@@ -186,6 +187,10 @@ class PipelineConfig(_Strict):
     training: TrainingConfig
     evaluation: EvaluationConfig
     runner: RunnerConfig
+    # Vertex AI only (pipeline/deploy_config.py): the Model Registry model blessed models become
+    # versions of, and the endpoint `python -m pipeline promote` manages.
+    registry: RegistryConfig | None = None
+    endpoint: EndpointConfig | None = None
 
 
 def vertex_config_path(env: str) -> Path:
@@ -231,6 +236,12 @@ def load_config(
 def _check_runner_constraints(config: PipelineConfig, sources: dict[tuple[str, ...], str], files: list[str]) -> None:
     """Rules spanning sections: steps on Vertex AI and Dataflow read their inputs from Cloud Storage."""
     if not isinstance(config.runner, VertexRunnerConfig):
+        for section in ("registry", "endpoint"):
+            if getattr(config, section) is not None:
+                source = _source_of((section,), sources) or " + ".join(files)
+                raise ConfigError(
+                    f"{source}: {section}: only runner 'vertex' uses it (runner.kind is '{config.runner.kind}')"
+                )
         return
     checks = [(("data", "path"), config.data.path, "a gs:// folder of CSV files")]
     if config.schema_path is not None:

@@ -9,7 +9,8 @@ from typing import TextIO
 
 from pipeline.config import PipelineConfig
 from pipeline.progress import ProgressReporter
-from pipeline.run_summary import RunSummary, read_run_summary
+from pipeline.run_summary import RunSummary
+from pipeline.summary_reader import read_run_summary
 
 
 def run_local(config: PipelineConfig, stream: TextIO = sys.stdout, verbose: bool = False) -> RunSummary:
@@ -34,7 +35,7 @@ def run_local(config: PipelineConfig, stream: TextIO = sys.stdout, verbose: bool
         tfx.orchestration.LocalDagRunner().run(pipeline)
     except BaseException:
         if reporter.running:
-            stream.write(f"  {reporter.running:<32} FAILED after {time.monotonic() - started:.1f} s\n")
+            stream.write(f"  {reporter.running:<32} FAILED after {reporter.running_seconds:.1f} s\n")
         raise
     finally:
         absl_logger.removeHandler(reporter)

@@ -3,7 +3,8 @@
 Runner-specific pieces are chosen from `config.runner`: pipeline root, ML Metadata connection
 (none on Vertex AI, which keeps its own), Beam arguments (DirectRunner for the whole pipeline
 locally; Dataflow per Beam component on Vertex AI), the Trainer flavour (in-process locally; a
-Vertex AI Training job on Vertex AI) and the baseline resolver strategy.
+Vertex AI Training job on Vertex AI), the baseline resolver strategy, and whether ModelRegistration
+uploads blessed models to Vertex AI Model Registry (`registry` section) or only smoke-tests them.
 """
 
 from __future__ import annotations
@@ -15,8 +16,12 @@ import tensorflow_model_analysis as tfma
 from tfx import v1 as tfx
 
 from components.baseline_resolver import LatestBlessedOtherModelStrategy
+from components.curated_schema import CuratedSchemaGen, schema_fingerprint
+from components.registration.component import ModelRegistration
+from components.registration.settings import RegistrySettings
+from components.validation_gate import VALIDATED_SCHEMA_KEY, ValidationGate
 from models import features
-from pipeline import data, fingerprint
+from pipeline import data, fingerprint, preflight
 from pipeline.config import LocalRunnerConfig, PipelineConfig, VertexRunnerConfig
 from pipeline.vertex.dataflow import dataflow_args
 from pipeline.vertex.training import vertex_trainer_config
@@ -31,10 +36,12 @@ EXAMPLE_GEN = "CsvExampleGen"
 STATISTICS_GEN = "StatisticsGen"
 SCHEMA_GEN = "SchemaGen"
 EXAMPLE_VALIDATOR = "ExampleValidator"
+VALIDATION_GATE = "ValidationGate"
 TRANSFORM = "Transform"
 TRAINER = "Trainer"
 BASELINE_RESOLVER = "latest_blessed_model_resolver"
 EVALUATOR = "Evaluator"
+REGISTRATION = "ModelRegistration"
 PUSHER = "Pusher"
 
 
@@ -120,8 +127,11 @@ def create_components(config: PipelineConfig, serving_dir: str) -> list:
     ).with_id(EXAMPLE_GEN)
 
     statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"]).with_id(STATISTICS_GEN)
-    if config.schema_path:
-        schema_gen = tfx.components.ImportSchemaGen(schema_file=config.schema_path).with_id(SCHEMA_GEN)
+    schema_file = preflight.schema_file(config)
+    if schema_file:
+        # A local file's content hash joins the cache key: an edited schema is imported again.
+        schema_hash = None if "://" in schema_file else schema_fingerprint(schema_file)
+        schema_gen = CuratedSchemaGen(schema_file=schema_file, fingerprint=schema_hash).with_id(SCHEMA_GEN)
     else:
         schema_gen = tfx.components.SchemaGen(
             statistics=statistics_gen.outputs["statistics"], infer_feature_shape=True
@@ -129,10 +139,17 @@ def create_components(config: PipelineConfig, serving_dir: str) -> list:
     example_validator = tfx.components.ExampleValidator(
         statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"]
     ).with_id(EXAMPLE_VALIDATOR)
+    # Stops the run when the data has anomalies; Transform and Trainer read the schema it passes on.
+    validation_gate = ValidationGate(
+        anomalies=example_validator.outputs["anomalies"],
+        schema=schema_gen.outputs["schema"],
+        schema_source=config.schema_path,
+    ).with_id(VALIDATION_GATE)
+    validated_schema = validation_gate.outputs[VALIDATED_SCHEMA_KEY]
 
     transform = tfx.components.Transform(
         examples=example_gen.outputs["examples"],
-        schema=schema_gen.outputs["schema"],
+        schema=validated_schema,
         preprocessing_fn=PREPROCESSING_FN,
         # Pre- and post-transform statistics are not used downstream; computing them doubles the step.
         disable_statistics=True,
@@ -156,7 +173,7 @@ def create_components(config: PipelineConfig, serving_dir: str) -> list:
         run_fn=RUN_FN,
         examples=transform.outputs["transformed_examples"],
         transform_graph=transform.outputs["transform_graph"],
-        schema=schema_gen.outputs["schema"],
+        schema=validated_schema,
         train_args=tfx.proto.TrainArgs(num_steps=training.train_steps),
         eval_args=tfx.proto.EvalArgs(num_steps=training.eval_steps),
         custom_config=custom_config,
@@ -171,6 +188,15 @@ def create_components(config: PipelineConfig, serving_dir: str) -> list:
         eval_config=eval_config(config),
     ).with_id(EVALUATOR)
 
+    # Blessed models only: a serving smoke test, then (on Vertex AI) a new Model Registry version.
+    registration = ModelRegistration(
+        model=trainer.outputs["model"],
+        model_blessing=evaluator.outputs["blessing"],
+        examples=example_gen.outputs["examples"],
+        evaluation=evaluator.outputs["evaluation"],
+        registry=registry_settings(config),
+    ).with_id(REGISTRATION)
+
     pusher = tfx.components.Pusher(
         model=trainer.outputs["model"],
         model_blessing=evaluator.outputs["blessing"],
@@ -178,6 +204,7 @@ def create_components(config: PipelineConfig, serving_dir: str) -> list:
             filesystem=tfx.proto.PushDestination.Filesystem(base_directory=serving_dir)
         ),
     ).with_id(PUSHER)
+    pusher.add_upstream_node(registration)  # a model that fails the smoke test is not pushed
 
     beam_args_per_component = component_beam_args(config)
     if beam_args_per_component:
@@ -189,12 +216,24 @@ def create_components(config: PipelineConfig, serving_dir: str) -> list:
         statistics_gen,
         schema_gen,
         example_validator,
+        validation_gate,
         transform,
         trainer,
         baseline_resolver,
         evaluator,
+        registration,
         pusher,
     ]
+
+
+def registry_settings(config: PipelineConfig) -> RegistrySettings | None:
+    """Where ModelRegistration uploads: the `registry` section on Vertex AI; None = smoke test only."""
+    if not isinstance(config.runner, VertexRunnerConfig) or config.registry is None:
+        return None
+    runner = config.runner
+    return config.registry.settings(
+        project=runner.project, region=runner.region, pipeline_root=runner.pipeline_root, pipeline_image=runner.image
+    )
 
 
 def _baseline_resolver(config: PipelineConfig, trainer: Any) -> tfx.dsl.Resolver:
@@ -243,7 +282,14 @@ def eval_config(config: PipelineConfig) -> tfma.EvalConfig:
         metrics_specs=[
             tfma.MetricsSpec(
                 metrics=[
-                    tfma.MetricConfig(class_name="AUC", threshold=auc_threshold),
+                    # Gate on the overall AUC only: a small slice (one hour of the day) can
+                    # legitimately score lower without making the model worse overall.
+                    tfma.MetricConfig(
+                        class_name="AUC",
+                        per_slice_thresholds=[
+                            tfma.PerSliceMetricThreshold(slicing_specs=[tfma.SlicingSpec()], threshold=auc_threshold)
+                        ],
+                    ),
                     tfma.MetricConfig(class_name="BinaryAccuracy"),
                     tfma.MetricConfig(class_name="ExampleCount"),
                 ]

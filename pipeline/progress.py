@@ -32,6 +32,11 @@ class ProgressReporter(logging.Handler):
         self._started_at = 0.0
         self._cached = False
 
+    @property
+    def running_seconds(self) -> float:
+        """How long the running component has been running."""
+        return time.monotonic() - self._started_at
+
     def emit(self, record: logging.LogRecord) -> None:
         if record.msg == _STARTED:
             self.running, self._started_at, self._cached = str(record.args[0]), time.monotonic(), False

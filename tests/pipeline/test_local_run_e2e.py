@@ -1,5 +1,7 @@
 """Runs the real pipeline end to end on ~1,500 taxi trips, twice (the second from the cache)."""
 
+import contextlib
+import io
 import json
 from pathlib import Path
 
@@ -46,13 +48,16 @@ def runs(tmp_path_factory: pytest.TempPathFactory, small_taxi_dir: Path) -> dict
     config.write_text(TEST_CONFIG)
     output = work / "out"
     results = {"output": output}
-    for name in ("first", "second"):
+    # The second run goes through TFX (and its cache); the third takes the unchanged-inputs shortcut.
+    for name, extra in (("first", []), ("second", ["--rerun-all"]), ("third", [])):
         summary = work / f"{name}.json"
-        status = cli.main(
-            ["run-local", "--config", str(config), "--data", str(small_taxi_dir), "--output-dir", str(output),
-             "--summary-json", str(summary), "--require-blessing"]
-        )  # fmt: skip
-        results[name] = {"status": status, "summary": json.loads(summary.read_text())}
+        printed = io.StringIO()
+        with contextlib.redirect_stdout(printed):
+            status = cli.main(
+                ["run-local", "--config", str(config), "--data", str(small_taxi_dir), "--output-dir", str(output),
+                 "--summary-json", str(summary), "--require-blessing", *extra]
+            )  # fmt: skip
+        results[name] = {"status": status, "summary": json.loads(summary.read_text()), "stdout": printed.getvalue()}
     return results
 
 
@@ -88,6 +93,14 @@ def test_second_run_is_served_from_the_cache(runs: dict) -> None:
     cacheable = {k: v for k, v in second["executions"].items() if k != tfx_pipeline.BASELINE_RESOLVER}
     assert cacheable and all(state == "CACHED" for state in cacheable.values()), second["executions"]
     assert second["pushed_model"] == first["pushed_model"]
+
+
+def test_unchanged_inputs_reuse_the_last_run_without_running_tfx(runs: dict) -> None:
+    third = runs["third"]
+    assert third["status"] == cli.EXIT_OK
+    assert "Nothing changed since the last completed run" in third["stdout"]
+    assert "running ..." not in third["stdout"]
+    assert third["summary"] == runs["second"]["summary"]
 
 
 def test_pushed_model_serves_raw_instances_and_serialized_examples(runs: dict) -> None:

@@ -1,6 +1,7 @@
 from pathlib import Path
 
 import pytest
+import tensorflow_model_analysis as tfma
 
 from pipeline import pipeline as tfx_pipeline
 from pipeline.config import load_config
@@ -9,13 +10,17 @@ from pipeline.data import taxi_sample_dir
 EXPECTED_UPSTREAM = {
     tfx_pipeline.EXAMPLE_GEN: set(),
     tfx_pipeline.STATISTICS_GEN: {tfx_pipeline.EXAMPLE_GEN},
-    tfx_pipeline.SCHEMA_GEN: {tfx_pipeline.STATISTICS_GEN},
+    tfx_pipeline.SCHEMA_GEN: set(),  # the curated schema file (schema_path)
     tfx_pipeline.EXAMPLE_VALIDATOR: {tfx_pipeline.STATISTICS_GEN, tfx_pipeline.SCHEMA_GEN},
-    tfx_pipeline.TRANSFORM: {tfx_pipeline.EXAMPLE_GEN, tfx_pipeline.SCHEMA_GEN},
-    tfx_pipeline.TRAINER: {tfx_pipeline.TRANSFORM, tfx_pipeline.SCHEMA_GEN},
+    tfx_pipeline.VALIDATION_GATE: {tfx_pipeline.EXAMPLE_VALIDATOR, tfx_pipeline.SCHEMA_GEN},
+    # Both read the schema the gate passes on: neither runs when the data has anomalies.
+    tfx_pipeline.TRANSFORM: {tfx_pipeline.EXAMPLE_GEN, tfx_pipeline.VALIDATION_GATE},
+    tfx_pipeline.TRAINER: {tfx_pipeline.TRANSFORM, tfx_pipeline.VALIDATION_GATE},
     tfx_pipeline.BASELINE_RESOLVER: {tfx_pipeline.TRAINER},
     tfx_pipeline.EVALUATOR: {tfx_pipeline.EXAMPLE_GEN, tfx_pipeline.TRAINER, tfx_pipeline.BASELINE_RESOLVER},
-    tfx_pipeline.PUSHER: {tfx_pipeline.TRAINER, tfx_pipeline.EVALUATOR},
+    # Smoke test only locally (no registry); a model that fails it is not pushed.
+    tfx_pipeline.REGISTRATION: {tfx_pipeline.EXAMPLE_GEN, tfx_pipeline.TRAINER, tfx_pipeline.EVALUATOR},
+    tfx_pipeline.PUSHER: {tfx_pipeline.TRAINER, tfx_pipeline.EVALUATOR, tfx_pipeline.REGISTRATION},
 }
 
 
@@ -63,6 +68,8 @@ def test_blessing_needs_auc_above_the_configured_bound(built) -> None:
     config, _ = built
     eval_config = tfx_pipeline.eval_config(config)
     metrics = {m.class_name: m for m in eval_config.metrics_specs[0].metrics}
-    assert metrics["AUC"].threshold.value_threshold.lower_bound.value == config.evaluation.min_auc
+    (overall,) = metrics["AUC"].per_slice_thresholds
+    assert list(overall.slicing_specs) == [tfma.SlicingSpec()]
+    assert overall.threshold.value_threshold.lower_bound.value == config.evaluation.min_auc
     assert not metrics["BinaryAccuracy"].HasField("threshold")
     assert eval_config.model_specs[0].label_key == "tips_xf"

@@ -26,7 +26,9 @@ BEAM_COMPONENTS = {
 CONTAINER_COMPONENTS = BEAM_COMPONENTS | {
     tfx_pipeline.SCHEMA_GEN,
     tfx_pipeline.EXAMPLE_VALIDATOR,
+    tfx_pipeline.VALIDATION_GATE,
     tfx_pipeline.TRAINER,
+    tfx_pipeline.REGISTRATION,
     tfx_pipeline.PUSHER,
 }
 RESOLVER_TASKS = {
