@@ -7,6 +7,7 @@ from pathlib import Path
 from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
+from components.eval_metrics import overall_metrics
 from pipeline import pipeline as tfx_pipeline
 from pipeline.config import PipelineConfig
 from pipeline.progress import ComponentTiming
@@ -57,7 +58,7 @@ def read_run_summary(config: PipelineConfig, timings: list[ComponentTiming] | No
         if artifact.type == "ModelBlessing" or "blessed" in artifact.custom_properties:
             summary.blessed = artifact.custom_properties["blessed"].int_value == 1
         else:
-            summary.metrics = _overall_metrics(artifact.uri)
+            summary.metrics = overall_metrics(artifact.uri)
     for artifact in outputs.get(tfx_pipeline.PUSHER, []):
         if artifact.custom_properties["pushed"].int_value == 1:
             summary.pushed_model = artifact.custom_properties["pushed_destination"].string_value
@@ -92,20 +93,3 @@ def _rows_per_split(statistics_uri: str) -> dict[str, int]:
         stats = load_stats_binary(str(split_dir / "FeatureStats.pb"))
         rows[split_dir.name.removeprefix("Split-")] = stats.datasets[0].num_examples
     return rows
-
-
-def _overall_metrics(evaluation_uri: str) -> dict[str, float]:
-    import tensorflow_model_analysis as tfma
-
-    for metrics_for_slice in tfma.load_metrics(evaluation_uri):
-        if metrics_for_slice.slice_key.single_slice_keys:
-            continue
-        # With a baseline, TFMA also reports the baseline's values and the differences.
-        return {
-            entry.key.name: entry.value.double_value.value
-            for entry in metrics_for_slice.metric_keys_and_values
-            if entry.key.model_name in ("", "candidate")
-            and not entry.key.is_diff
-            and entry.value.HasField("double_value")
-        }
-    return {}

@@ -14,6 +14,7 @@ from tfx.dsl.io import fileio
 from tfx.types import artifact_utils
 from tfx.utils import path_utils
 
+from components import eval_metrics
 from components.registration.settings import RegistrySettings
 from components.registration.upload import (
     RegisteredVersion,
@@ -100,23 +101,11 @@ def _record(
 
 
 def overall_metrics(evaluation_uri: str) -> dict[str, float]:
-    """The candidate's metrics over the whole eval split, from the Evaluator's output ({} if unreadable)."""
+    """The candidate's metrics over the whole eval split ({} if unreadable: they only describe the version)."""
     import tensorflow as tf
-    import tensorflow_model_analysis as tfma
 
     try:
-        results = list(tfma.load_metrics(evaluation_uri))
+        return eval_metrics.overall_metrics(evaluation_uri)
     except (OSError, ValueError, tf.errors.OpError) as error:
         logging.warning("Cannot read eval metrics from %s: %s", evaluation_uri, error)
         return {}
-    for metrics_for_slice in results:
-        if metrics_for_slice.slice_key.single_slice_keys:
-            continue
-        return {
-            entry.key.name: entry.value.double_value.value
-            for entry in metrics_for_slice.metric_keys_and_values
-            if entry.key.model_name in ("", "candidate")
-            and not entry.key.is_diff
-            and entry.value.HasField("double_value")
-        }
-    return {}
