@@ -26,7 +26,7 @@ RUN_ARGS := --config $(CONFIG) $(if $(DATA),--data $(DATA)) $(if $(OUT),--output
 .PHONY: help setup lock run-local test lint bench clean
 
 help: ## List the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
 $(VENV)/.synced: $(LOCK)
 	@test -n "$(PYTHON310)" || { echo "error: Python 3.10 not found; install it (e.g. 'pyenv install 3.10') or put python3.10 on PATH" >&2; exit 1; }
