@@ -172,7 +172,9 @@ def _run_local(config: PipelineConfig, args: argparse.Namespace) -> int:
     previous = None if args.rerun_all else rerun.unchanged_run(config, fingerprint)
     if previous is not None:
         print("Nothing changed since the last completed run (config, data, code, packages, schema): reusing it.")
-        return _finish(RunSummary.from_dict(previous["summary"]), previous.get("report"), args)
+        reused = RunSummary.from_dict(previous["summary"])
+        reused.timings = []  # no step ran in this process
+        return _finish(reused, previous.get("report"), args)
     rerun.forget_completed_run(config)
 
     from components.validation_gate import DataValidationError
