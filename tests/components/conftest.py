@@ -10,26 +10,15 @@ import tensorflow as tf
 
 from models import serving
 from models.model import Hyperparameters, build_model
-from tests.models.conftest import transformed, trips  # noqa: F401 (session fixture: real TFT output)
-from tests.models.test_model import dataset
+from tests.models.conftest import (  # noqa: F401 (transformed: session fixture)
+    dataset,
+    serialized_example,
+    transformed,
+    trips,
+)
 from tests.standins.fixtures import storage_emulator, vertex_env  # noqa: F401 (the registration uploads)
 
 EVAL_ROWS = 12
-
-
-def example_of(trip: dict) -> bytes:
-    """A raw trip (label included) as CsvExampleGen writes it; empty features are left out."""
-    feature = {}
-    for key, values in trip.items():
-        if not values:
-            continue
-        if isinstance(values[0], bytes):
-            feature[key] = tf.train.Feature(bytes_list=tf.train.BytesList(value=values))
-        elif isinstance(values[0], int):
-            feature[key] = tf.train.Feature(int64_list=tf.train.Int64List(value=values))
-        else:
-            feature[key] = tf.train.Feature(float_list=tf.train.FloatList(value=values))
-    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
 
 
 @pytest.fixture(scope="session")
@@ -51,5 +40,5 @@ def examples_uri(tmp_path_factory: pytest.TempPathFactory) -> Path:
         (uri / split).mkdir()
     with tf.io.TFRecordWriter(str(uri / "Split-eval" / "data_tfrecord-00000-of-00001.gz"), "GZIP") as writer:
         for trip in trips(EVAL_ROWS):
-            writer.write(example_of(trip))
+            writer.write(serialized_example(trip, with_label=True))
     return uri

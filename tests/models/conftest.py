@@ -1,5 +1,6 @@
 import tempfile
 
+import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_transform as tft
@@ -43,6 +44,28 @@ def trip(index: int, *, cash: bool) -> dict:
 
 def trips(count: int) -> list[dict]:
     return [trip(index, cash=index % 3 == 0) for index in range(count)]
+
+
+def serialized_example(trip: dict, *, with_label: bool = False) -> bytes:
+    """A raw trip as CsvExampleGen writes it: empty features left out, the label only if asked."""
+    feature = {}
+    for key, values in trip.items():
+        if not values or (key == features.LABEL_KEY and not with_label):
+            continue
+        if isinstance(values[0], bytes):
+            feature[key] = tf.train.Feature(bytes_list=tf.train.BytesList(value=values))
+        elif isinstance(values[0], int):
+            feature[key] = tf.train.Feature(int64_list=tf.train.Int64List(value=values))
+        else:
+            feature[key] = tf.train.Feature(float_list=tf.train.FloatList(value=values))
+    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+
+
+def dataset(rows: list[dict], batch_size: int = 32) -> tf.data.Dataset:
+    """Transformed rows as (features, label) batches, as the Trainer's input gives them."""
+    columns = {key: np.array([row[key] for row in rows]) for key in rows[0]}
+    labels = columns.pop(features.LABEL_XF)
+    return tf.data.Dataset.from_tensor_slices((columns, labels)).batch(batch_size)
 
 
 @pytest.fixture(scope="session")

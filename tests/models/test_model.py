@@ -3,31 +3,11 @@ import tensorflow as tf
 
 from models import features, serving
 from models.model import Hyperparameters, build_model
-from tests.models.conftest import trips
-
-
-def dataset(rows: list[dict], batch_size: int = 32) -> tf.data.Dataset:
-    columns = {key: np.array([row[key] for row in rows]) for key in rows[0]}
-    labels = columns.pop(features.LABEL_XF)
-    return tf.data.Dataset.from_tensor_slices((columns, labels)).batch(batch_size)
+from tests.models.conftest import dataset, serialized_example, trips
 
 
 def raw_instance(trip: dict) -> dict:
     return {key: values[0] if values else None for key, values in trip.items() if key in features.RAW_FEATURE_KEYS}
-
-
-def serialized_example(trip: dict) -> bytes:
-    feature = {}
-    for key, values in trip.items():
-        if not values or key == features.LABEL_KEY:
-            continue
-        if isinstance(values[0], bytes):
-            feature[key] = tf.train.Feature(bytes_list=tf.train.BytesList(value=values))
-        elif isinstance(values[0], int):
-            feature[key] = tf.train.Feature(int64_list=tf.train.Int64List(value=values))
-        else:
-            feature[key] = tf.train.Feature(float_list=tf.train.FloatList(value=values))
-    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
 
 
 def test_model_learns_on_a_few_steps(transformed) -> None:

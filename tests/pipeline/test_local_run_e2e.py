@@ -1,7 +1,5 @@
 """Runs the real pipeline end to end on ~1,500 taxi trips, twice (the second from the cache)."""
 
-import contextlib
-import io
 import json
 from pathlib import Path
 
@@ -13,7 +11,8 @@ from ml_metadata.proto import metadata_store_pb2
 from models import serving
 from pipeline import cli
 from pipeline import pipeline as tfx_pipeline
-from tests.models.test_model import serialized_example
+from tests.models.conftest import serialized_example
+from tests.pipeline.conftest import run_cli
 
 pytestmark = pytest.mark.e2e
 
@@ -51,13 +50,11 @@ def runs(tmp_path_factory: pytest.TempPathFactory, small_taxi_dir: Path) -> dict
     # The second run goes through TFX (and its cache); the third takes the unchanged-inputs shortcut.
     for name, extra in (("first", []), ("second", ["--rerun-all"]), ("third", [])):
         summary = work / f"{name}.json"
-        printed = io.StringIO()
-        with contextlib.redirect_stdout(printed):
-            status = cli.main(
-                ["run-local", "--config", str(config), "--data", str(small_taxi_dir), "--output-dir", str(output),
-                 "--summary-json", str(summary), "--require-blessing", *extra]
-            )  # fmt: skip
-        results[name] = {"status": status, "summary": json.loads(summary.read_text()), "stdout": printed.getvalue()}
+        status, stdout, _ = run_cli(
+            ["run-local", "--config", str(config), "--data", str(small_taxi_dir), "--output-dir", str(output),
+             "--summary-json", str(summary), "--require-blessing", *extra]
+        )  # fmt: skip
+        results[name] = {"status": status, "summary": json.loads(summary.read_text()), "stdout": stdout}
     return results
 
 
