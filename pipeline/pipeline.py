@@ -48,25 +48,25 @@ PUSHER = "Pusher"
 def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
     runner = config.runner
     if isinstance(runner, VertexRunnerConfig):
-        return tfx.dsl.Pipeline(
-            pipeline_name=config.pipeline_name,
-            pipeline_root=runner.pipeline_root,
-            components=create_components(config, serving_dir=vertex_serving_dir(config)),
-            enable_cache=runner.enable_cache,
-            # No metadata connection: Vertex AI Pipelines records ML Metadata itself. No
-            # pipeline-level Beam args: they would reach every component (see create_components).
-        )
-    output_dir = Path(runner.output_dir).resolve()
-    components = create_components(config, serving_dir=str(serving_dir(config)))
+        pipeline_root, pushed_to = runner.pipeline_root, vertex_serving_dir(config)
+        # No metadata connection: Vertex AI Pipelines records ML Metadata itself. No
+        # pipeline-level Beam args: they would reach every component (see create_components).
+        runtime: dict[str, Any] = {}
+    else:
+        pipeline_root = str(Path(runner.output_dir).resolve() / "pipelines" / config.pipeline_name)
+        pushed_to = str(serving_dir(config))
+        runtime = {
+            "metadata_connection_config": tfx.orchestration.metadata.sqlite_metadata_connection_config(
+                str(metadata_path(config))
+            ),
+            "beam_pipeline_args": beam_args(config),
+        }
     return tfx.dsl.Pipeline(
         pipeline_name=config.pipeline_name,
-        pipeline_root=str(output_dir / "pipelines" / config.pipeline_name),
-        components=components,
+        pipeline_root=pipeline_root,
+        components=create_components(config, serving_dir=pushed_to),
         enable_cache=runner.enable_cache,
-        metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
-            str(metadata_path(config))
-        ),
-        beam_pipeline_args=beam_args(config),
+        **runtime,
     )
 
 
