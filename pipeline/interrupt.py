@@ -15,7 +15,6 @@ import signal
 import sys
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from types import FrameType, TracebackType
 from typing import TextIO
 
@@ -111,7 +110,7 @@ def settle_interrupted_run(config: PipelineConfig, since_ms: int = 0) -> list[In
     """
     if not tfx_pipeline.metadata_path(config).is_file():
         return []  # stopped before the first component: nothing recorded
-    store = _store(config)
+    store = tfx_pipeline.metadata_store(config, writable=True)
     run = _latest_run(store)
     if run is None or run.create_time_since_epoch < since_ms:
         return []
@@ -147,13 +146,6 @@ def report_interrupt(config: PipelineConfig, signum: int, since_ms: int = 0, str
     return exit_status(signum)
 
 
-def _store(config: PipelineConfig) -> metadata_store.MetadataStore:
-    connection = metadata_store_pb2.ConnectionConfig()
-    connection.sqlite.filename_uri = str(tfx_pipeline.metadata_path(config))
-    connection.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READWRITE
-    return metadata_store.MetadataStore(connection)
-
-
 def _latest_run(store: metadata_store.MetadataStore) -> metadata_store_pb2.Context | None:
     runs = store.get_contexts_by_type(PIPELINE_RUN_CONTEXT)
     return max(runs, key=lambda context: context.id, default=None)
@@ -172,7 +164,7 @@ def _is_node(store: metadata_store.MetadataStore, context: metadata_store_pb2.Co
 
 def _remove_partial_outputs(config: PipelineConfig, component_id: str, execution_id: int) -> tuple[str, ...]:
     """<pipeline root>/<component>/<output key>/<execution id>: what the executor had written so far."""
-    pipeline_root = Path(tfx_pipeline.create_pipeline(config).pipeline_info.pipeline_root)
+    pipeline_root = tfx_pipeline.local_pipeline_root(config)
     removed = []
     for folder in sorted((pipeline_root / component_id).glob(f"*/{execution_id}")):
         if folder.is_dir():

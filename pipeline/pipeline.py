@@ -12,7 +12,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import ml_metadata as mlmd
 import tensorflow_model_analysis as tfma
+from ml_metadata.proto import metadata_store_pb2
 from tfx import v1 as tfx
 
 from components.baseline_resolver import LatestBlessedOtherModelStrategy
@@ -53,7 +55,7 @@ def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
         # pipeline-level Beam args: they would reach every component (see create_components).
         runtime: dict[str, Any] = {}
     else:
-        pipeline_root = str(Path(runner.output_dir).resolve() / "pipelines" / config.pipeline_name)
+        pipeline_root = str(local_pipeline_root(config))
         pushed_to = str(serving_dir(config))
         runtime = {
             "metadata_connection_config": tfx.orchestration.metadata.sqlite_metadata_connection_config(
@@ -79,8 +81,22 @@ def vertex_serving_dir(config: PipelineConfig) -> str:
     return f"{_vertex_runner(config).root}/serving_model/{config.pipeline_name}"
 
 
+def local_pipeline_root(config: PipelineConfig) -> Path:
+    """Where a local run's artifacts go: <root>/<component id>/<output key>/<execution id>."""
+    return Path(_local_runner(config).output_dir).resolve() / "pipelines" / config.pipeline_name
+
+
 def metadata_path(config: PipelineConfig) -> Path:
     return Path(_local_runner(config).output_dir).resolve() / "metadata" / config.pipeline_name / "metadata.sqlite"
+
+
+def metadata_store(config: PipelineConfig, *, writable: bool = False) -> mlmd.MetadataStore:
+    """The local run's ML Metadata store (SQLite), read-only unless asked."""
+    connection = metadata_store_pb2.ConnectionConfig()
+    connection.sqlite.filename_uri = str(metadata_path(config))
+    sqlite = metadata_store_pb2.SqliteMetadataSourceConfig
+    connection.sqlite.connection_mode = sqlite.READWRITE if writable else sqlite.READONLY
+    return mlmd.MetadataStore(connection)
 
 
 def beam_args(config: PipelineConfig) -> list[str]:

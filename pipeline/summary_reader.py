@@ -39,10 +39,7 @@ _COMPONENT_IDS = (
 
 def read_run_summary(config: PipelineConfig, timings: list[ComponentTiming] | None = None) -> RunSummary:
     """Summarizes the latest execution of each component of the configured pipeline."""
-    connection = metadata_store_pb2.ConnectionConfig()
-    connection.sqlite.filename_uri = str(tfx_pipeline.metadata_path(config))
-    connection.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READONLY
-    store = metadata_store.MetadataStore(connection)
+    store = tfx_pipeline.metadata_store(config)
     summary = RunSummary(timings=list(timings or []))
     outputs: dict[str, list[metadata_store_pb2.Artifact]] = {}
     for component_id in _COMPONENT_IDS:

@@ -120,10 +120,7 @@ def open_store(config: PipelineConfig) -> metadata_store.MetadataStore:
     path = tfx_pipeline.metadata_path(config)
     if not path.is_file():
         raise ReportError(f"no run yet: {path} does not exist (run `make run-local` first, or give --output-dir)")
-    connection = metadata_store_pb2.ConnectionConfig()
-    connection.sqlite.filename_uri = str(path)
-    connection.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READONLY
-    return metadata_store.MetadataStore(connection)
+    return tfx_pipeline.metadata_store(config)
 
 
 def run_ids(store: metadata_store.MetadataStore) -> list[str]:
