@@ -8,12 +8,14 @@ from typing import Any
 
 import tensorflow as tf
 import tensorflow_transform as tft
-from tfx import v1 as tfx
+from tfx.components.trainer.fn_args_utils import DataAccessor, FnArgs
 from tfx_bsl.public import tfxio
 
 from models import features, serving
 
 EMBEDDING_DIM = 8
+# Cached batches are shuffled between epochs, this many at a time.
+SHUFFLE_BATCHES = 64
 
 
 @dataclass(frozen=True)
@@ -66,7 +68,10 @@ def build_model(tf_transform_output: tft.TFTransformOutput, hp: Hyperparameters)
     for key in features.BUCKET_FEATURE_KEYS + features.CATEGORICAL_FEATURE_KEYS:
         name = features.transformed_name(key)
         inputs[name] = tf.keras.Input(shape=(1,), name=name, dtype=tf.int64)
-        buckets = tf_transform_output.num_buckets_for_transformed_feature(name)
+        if key in features.INTEGER_CATEGORY_RANGES:
+            buckets = features.integer_category_buckets(key)
+        else:
+            buckets = tf_transform_output.num_buckets_for_transformed_feature(name)
         embedding = tf.keras.layers.Embedding(buckets, min(EMBEDDING_DIM, buckets), name=f"{key}_embedding")
         encoded.append(tf.keras.layers.Flatten()(embedding(inputs[name])))
 
@@ -86,19 +91,39 @@ def build_model(tf_transform_output: tft.TFTransformOutput, hp: Hyperparameters)
 
 def input_dataset(
     file_pattern: list[str],
-    data_accessor: tfx.components.DataAccessor,
+    data_accessor: DataAccessor,
     tf_transform_output: tft.TFTransformOutput,
     batch_size: int,
 ) -> tf.data.Dataset:
-    """Batches of (transformed features, label), repeated for step-based training."""
-    return data_accessor.tf_dataset_factory(
+    """Batches of (transformed features, label), repeated for step-based training.
+
+    Transform does not write transformed copies of the examples: the raw examples are read and the
+    Transform graph is applied here, once, and the result is cached in memory for later epochs.
+    """
+    transform_layer = tf_transform_output.transform_features_layer()
+
+    # Plain tensor code: AutoGraph would only spend seconds rewriting the Transform layer's calls.
+    @tf.autograph.experimental.do_not_convert
+    def transform(raw_features: dict[str, tf.Tensor]) -> tuple[dict[str, tf.Tensor], tf.Tensor]:
+        transformed = transform_layer(raw_features)
+        label = transformed.pop(features.LABEL_XF)
+        return transformed, label
+
+    raw = data_accessor.tf_dataset_factory(
         file_pattern,
-        tfxio.TensorFlowDatasetOptions(batch_size=batch_size, label_key=features.LABEL_XF),
-        tf_transform_output.transformed_metadata.schema,
-    ).repeat()
+        tfxio.TensorFlowDatasetOptions(batch_size=batch_size, num_epochs=1),
+        tf_transform_output.raw_metadata.schema,
+    )
+    return (
+        raw.map(transform, num_parallel_calls=tf.data.AUTOTUNE)
+        .cache()
+        .shuffle(SHUFFLE_BATCHES)
+        .repeat()
+        .prefetch(tf.data.AUTOTUNE)
+    )
 
 
-def run_fn(fn_args: tfx.components.FnArgs) -> None:
+def run_fn(fn_args: FnArgs) -> None:
     """Trains the model and saves it with its serving signatures."""
     hp = Hyperparameters.from_custom_config(fn_args.custom_config)
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)

@@ -24,22 +24,25 @@ def export(model: tf.keras.Model, tf_transform_output: tft.TFTransformOutput, ex
     raw_spec = tf_transform_output.raw_feature_spec()
     serving_spec = {key: spec for key, spec in raw_spec.items() if key in features.RAW_FEATURE_KEYS}
 
+    # The signatures below are plain tensor code, traced without AutoGraph: converting the Transform
+    # layer and the model's call would add seconds to every export.
     def predict(raw_features: dict[str, tf.Tensor | tf.SparseTensor]) -> dict[str, tf.Tensor]:
         transformed = model.tft_layer(raw_features)
         model_inputs = {name: transformed[name] for name in model.input_names}
         return {"probabilities": model(model_inputs)}
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")], autograph=False)
     def serve_examples(serialized: tf.Tensor) -> dict[str, tf.Tensor]:
         return predict(tf.io.parse_example(serialized, serving_spec))
 
     @tf.function(
-        input_signature=[{key: tf.TensorSpec([None], spec.dtype, name=key) for key, spec in serving_spec.items()}]
+        input_signature=[{key: tf.TensorSpec([None], spec.dtype, name=key) for key, spec in serving_spec.items()}],
+        autograph=False,
     )
     def serve_instances(instances: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
         return predict({key: _as_parsed(value, serving_spec[key]) for key, value in instances.items()})
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")], autograph=False)
     def transform_features(serialized: tf.Tensor) -> dict[str, tf.Tensor]:
         return model.tft_layer(tf.io.parse_example(serialized, raw_spec))
 

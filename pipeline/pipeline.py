@@ -23,6 +23,7 @@ from components.registration.component import ModelRegistration
 from components.registration.settings import RegistrySettings
 from components.validation_gate import VALIDATED_SCHEMA_KEY, ValidationGate
 from models import features
+from models.preprocessing import FORCE_TF_COMPAT_V1
 from pipeline import data, fingerprint, preflight
 from pipeline.config import LocalRunnerConfig, PipelineConfig, VertexRunnerConfig
 from pipeline.vertex.dataflow import dataflow_args
@@ -167,8 +168,13 @@ def create_components(config: PipelineConfig, serving_dir: str) -> list:
         examples=example_gen.outputs["examples"],
         schema=validated_schema,
         preprocessing_fn=PREPROCESSING_FN,
-        # Pre- and post-transform statistics are not used downstream; computing them doubles the step.
+        force_tf_compat_v1=FORCE_TF_COMPAT_V1,
+        # The Trainer applies the Transform graph as it reads (models/model.py): writing transformed
+        # copies of every split would cost more than applying it. Pre- and post-transform statistics
+        # and the analyzer cache are not used downstream.
+        materialize=False,
         disable_statistics=True,
+        disable_analyzer_cache=True,
         custom_config={"source_fingerprint": fingerprint.source_fingerprint(*TRANSFORM_MODULES)},
     ).with_id(TRANSFORM)
 
@@ -187,7 +193,7 @@ def create_components(config: PipelineConfig, serving_dir: str) -> list:
         custom_config.update(vertex_trainer_config(config.runner))
     trainer = trainer_class(
         run_fn=RUN_FN,
-        examples=transform.outputs["transformed_examples"],
+        examples=example_gen.outputs["examples"],
         transform_graph=transform.outputs["transform_graph"],
         schema=validated_schema,
         train_args=tfx.proto.TrainArgs(num_steps=training.train_steps),
@@ -288,6 +294,9 @@ def eval_config(config: PipelineConfig) -> tfma.EvalConfig:
     return tfma.EvalConfig(
         model_specs=[
             tfma.ModelSpec(
+                # Saved with tf.saved_model.save: without this, TFMA first tries (and fails) to load it
+                # as a Keras model, with a warning.
+                model_type=tfma.constants.TF_GENERIC,
                 signature_name="serving_default",
                 label_key=features.LABEL_XF,
                 preprocessing_function_names=["transform_features"],

@@ -1,9 +1,15 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
 import tensorflow as tf
+from google.protobuf import text_format
+from tensorflow_metadata.proto.v0 import schema_pb2
 
 from models import features, preprocessing
 from tests.models.conftest import trips
+
+CURATED_SCHEMA = Path(__file__).parents[2] / "schema" / "schema.pbtxt"
 
 
 def test_every_model_feature_and_the_label_are_produced(transformed) -> None:
@@ -35,8 +41,31 @@ def test_categories_get_vocabulary_indices_with_room_for_unseen_values(transform
     assert payment == {0, 1}
     buckets = output.num_buckets_for_transformed_feature("payment_type_xf")
     assert buckets == 2 + features.OOV_BUCKETS
-    # A missing community area becomes its own category (''-like default 0 is a vocabulary entry).
-    assert len({row["dropoff_community_area_xf"] for row in rows}) == 2
+
+
+def test_integer_codes_are_indexed_by_their_fixed_range(transformed) -> None:
+    rows, _ = transformed
+    raw = trips(len(rows))
+    assert [row["trip_start_hour_xf"] for row in rows] == [r["trip_start_hour"][0] + 1 for r in raw]
+    assert {row["trip_start_day_xf"] for row in rows} == set(range(1, 8))
+    # A missing community area is out of range: index 0, apart from every real area.
+    dropoff = [row["dropoff_community_area_xf"] for row in rows]
+    assert dropoff == [0 if not r["dropoff_community_area"] else 8 for r in raw]
+    for key in features.INTEGER_CATEGORY_RANGES:
+        assert max(row[features.transformed_name(key)] for row in rows) < features.integer_category_buckets(key)
+
+
+def test_integer_category_sends_values_outside_the_range_to_zero() -> None:
+    values = tf.constant([-1, 0, 1, 7, 8], tf.int64)
+    assert preprocessing.integer_category(values, 1, 7).numpy().tolist() == [0, 0, 1, 7, 0]
+
+
+def test_integer_category_ranges_match_the_curated_schema() -> None:
+    schema = schema_pb2.Schema()
+    text_format.Parse(CURATED_SCHEMA.read_text(), schema)
+    domains = {feature.name: feature.int_domain for feature in schema.feature}
+    for key, (low, high) in features.INTEGER_CATEGORY_RANGES.items():
+        assert (domains[key].min, domains[key].max) == (low, high), key
 
 
 def test_coordinates_are_bucketized(transformed) -> None:

@@ -15,7 +15,8 @@ EXPECTED_UPSTREAM = {
     tfx_pipeline.VALIDATION_GATE: {tfx_pipeline.EXAMPLE_VALIDATOR, tfx_pipeline.SCHEMA_GEN},
     # Both read the schema the gate passes on: neither runs when the data has anomalies.
     tfx_pipeline.TRANSFORM: {tfx_pipeline.EXAMPLE_GEN, tfx_pipeline.VALIDATION_GATE},
-    tfx_pipeline.TRAINER: {tfx_pipeline.TRANSFORM, tfx_pipeline.VALIDATION_GATE},
+    # The Trainer reads the raw examples and applies the Transform graph itself.
+    tfx_pipeline.TRAINER: {tfx_pipeline.EXAMPLE_GEN, tfx_pipeline.TRANSFORM, tfx_pipeline.VALIDATION_GATE},
     tfx_pipeline.BASELINE_RESOLVER: {tfx_pipeline.TRAINER},
     tfx_pipeline.EVALUATOR: {tfx_pipeline.EXAMPLE_GEN, tfx_pipeline.TRAINER, tfx_pipeline.BASELINE_RESOLVER},
     # Smoke test only locally (no registry); a model that fails it is not pushed.
@@ -73,3 +74,14 @@ def test_blessing_needs_auc_above_the_configured_bound(built) -> None:
     assert overall.threshold.value_threshold.lower_bound.value == config.evaluation.min_auc
     assert not metrics["BinaryAccuracy"].HasField("threshold")
     assert eval_config.model_specs[0].label_key == "tips_xf"
+
+
+def test_transform_writes_only_its_graph(built) -> None:
+    _, pipeline = built
+    by_id = {c.id: c for c in pipeline.components}
+    transform = by_id[tfx_pipeline.TRANSFORM]
+    assert set(transform.outputs) == {"transform_graph"}
+    assert transform.exec_properties["disable_statistics"] == 1
+    assert transform.exec_properties["force_tf_compat_v1"] == 1
+    trainer_examples = by_id[tfx_pipeline.TRAINER].inputs["examples"]
+    assert trainer_examples.producer_component_id == tfx_pipeline.EXAMPLE_GEN
