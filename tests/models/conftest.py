@@ -73,7 +73,8 @@ def transformed() -> tuple[list[dict], tft.TFTransformOutput]:
     """Runs the real preprocessing_fn with TFT on a few hundred trips."""
     output_dir = tempfile.mkdtemp(prefix="tft-")
     metadata = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(RAW_FEATURE_SPEC))
-    with tft_beam.Context(temp_dir=tempfile.mkdtemp(prefix="tft-tmp-"), force_tf_compat_v1=preprocessing.FORCE_TF_COMPAT_V1):
+    temp_dir = tempfile.mkdtemp(prefix="tft-tmp-")
+    with tft_beam.Context(temp_dir=temp_dir, force_tf_compat_v1=preprocessing.FORCE_TF_COMPAT_V1):
         (rows, transformed_metadata), transform_fn = (
             trips(300),
             metadata,
