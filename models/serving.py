@@ -19,15 +19,19 @@ TRANSFORM_SIGNATURE = "transform_features"
 
 
 def export(model: tf.keras.Model, tf_transform_output: tft.TFTransformOutput, export_dir: str) -> None:
-    # Tracked on the model so the Transform graph's assets are saved with it.
-    model.tft_layer = tf_transform_output.transform_features_layer()
+    # A plain module holding the model's variables and the Transform layer (with its vocabulary
+    # assets), not the Keras model itself: saving a Keras model also traces every layer's call for
+    # Keras's own loader, which nothing here uses. The signatures are the whole interface.
+    exported = tf.Module()
+    exported.model_variables = list(model.variables)
+    exported.tft_layer = tf_transform_output.transform_features_layer()
     raw_spec = tf_transform_output.raw_feature_spec()
     serving_spec = {key: spec for key, spec in raw_spec.items() if key in features.RAW_FEATURE_KEYS}
 
     # The signatures below are plain tensor code, traced without AutoGraph: converting the Transform
     # layer and the model's call would add seconds to every export.
     def predict(raw_features: dict[str, tf.Tensor | tf.SparseTensor]) -> dict[str, tf.Tensor]:
-        transformed = model.tft_layer(raw_features)
+        transformed = exported.tft_layer(raw_features)
         model_inputs = {name: transformed[name] for name in model.input_names}
         return {"probabilities": model(model_inputs)}
 
@@ -44,10 +48,10 @@ def export(model: tf.keras.Model, tf_transform_output: tft.TFTransformOutput, ex
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")], autograph=False)
     def transform_features(serialized: tf.Tensor) -> dict[str, tf.Tensor]:
-        return model.tft_layer(tf.io.parse_example(serialized, raw_spec))
+        return exported.tft_layer(tf.io.parse_example(serialized, raw_spec))
 
     tf.saved_model.save(
-        model,
+        exported,
         export_dir,
         signatures={
             DEFAULT_SIGNATURE: serve_examples,

@@ -16,7 +16,7 @@ from pipeline.summary_reader import read_run_summary
 def run_local(config: PipelineConfig, stream: TextIO = sys.stdout, verbose: bool = False) -> RunSummary:
     """Runs every component in order; raises whatever a failing component raised."""
     from absl import logging as absl_logging
-    from tfx import v1 as tfx
+    from tfx.orchestration.local.local_dag_runner import LocalDagRunner
 
     from pipeline.pipeline import create_pipeline
 
@@ -32,7 +32,7 @@ def run_local(config: PipelineConfig, stream: TextIO = sys.stdout, verbose: bool
         absl_logger.propagate = False
     started = time.monotonic()
     try:
-        tfx.orchestration.LocalDagRunner().run(pipeline)
+        LocalDagRunner().run(pipeline)
     except BaseException:
         if reporter.running:
             stream.write(f"  {reporter.running:<32} FAILED after {reporter.running_seconds:.1f} s\n")

@@ -15,7 +15,22 @@ from typing import Any
 import ml_metadata as mlmd
 import tensorflow_model_analysis as tfma
 from ml_metadata.proto import metadata_store_pb2
-from tfx import v1 as tfx
+from tfx.components import (
+    CsvExampleGen,
+    Evaluator,
+    ExampleValidator,
+    Pusher,
+    SchemaGen,
+    StatisticsGen,
+    Trainer,
+    Transform,
+)
+from tfx.dsl.components.common.resolver import Resolver
+from tfx.dsl.input_resolution.strategies.latest_blessed_model_strategy import LatestBlessedModelStrategy
+from tfx.orchestration.metadata import sqlite_metadata_connection_config
+from tfx.orchestration.pipeline import Pipeline
+from tfx.proto import example_gen_pb2, pusher_pb2, trainer_pb2
+from tfx.types import Channel, standard_artifacts
 
 from components.baseline_resolver import LatestBlessedOtherModelStrategy
 from components.curated_schema import CuratedSchemaGen, schema_fingerprint
@@ -48,7 +63,7 @@ REGISTRATION = "ModelRegistration"
 PUSHER = "Pusher"
 
 
-def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
+def create_pipeline(config: PipelineConfig) -> Pipeline:
     runner = config.runner
     if isinstance(runner, VertexRunnerConfig):
         pipeline_root, pushed_to = runner.pipeline_root, vertex_serving_dir(config)
@@ -59,12 +74,12 @@ def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
         pipeline_root = str(local_pipeline_root(config))
         pushed_to = str(serving_dir(config))
         runtime = {
-            "metadata_connection_config": tfx.orchestration.metadata.sqlite_metadata_connection_config(
+            "metadata_connection_config": sqlite_metadata_connection_config(
                 str(metadata_path(config))
             ),
             "beam_pipeline_args": beam_args(config),
         }
-    return tfx.dsl.Pipeline(
+    return Pipeline(
         pipeline_name=config.pipeline_name,
         pipeline_root=pipeline_root,
         components=create_components(config, serving_dir=pushed_to),
@@ -130,30 +145,30 @@ def component_beam_args(config: PipelineConfig) -> list[str]:
 
 def create_components(config: PipelineConfig, serving_dir: str) -> list:
     eval_buckets = round(config.data.eval_fraction * 100)
-    example_gen = tfx.components.CsvExampleGen(
+    example_gen = CsvExampleGen(
         input_base=data.data_dir(config),
-        input_config=tfx.proto.Input(splits=[tfx.proto.Input.Split(name="all", pattern="*.csv")]),
-        output_config=tfx.proto.Output(
-            split_config=tfx.proto.SplitConfig(
+        input_config=example_gen_pb2.Input(splits=[example_gen_pb2.Input.Split(name="all", pattern="*.csv")]),
+        output_config=example_gen_pb2.Output(
+            split_config=example_gen_pb2.SplitConfig(
                 splits=[
-                    tfx.proto.SplitConfig.Split(name="train", hash_buckets=100 - eval_buckets),
-                    tfx.proto.SplitConfig.Split(name="eval", hash_buckets=eval_buckets),
+                    example_gen_pb2.SplitConfig.Split(name="train", hash_buckets=100 - eval_buckets),
+                    example_gen_pb2.SplitConfig.Split(name="eval", hash_buckets=eval_buckets),
                 ]
             )
         ),
     ).with_id(EXAMPLE_GEN)
 
-    statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"]).with_id(STATISTICS_GEN)
+    statistics_gen = StatisticsGen(examples=example_gen.outputs["examples"]).with_id(STATISTICS_GEN)
     schema_file = preflight.schema_file(config)
     if schema_file:
         # A local file's content hash joins the cache key: an edited schema is imported again.
         schema_hash = None if "://" in schema_file else schema_fingerprint(schema_file)
         schema_gen = CuratedSchemaGen(schema_file=schema_file, fingerprint=schema_hash).with_id(SCHEMA_GEN)
     else:
-        schema_gen = tfx.components.SchemaGen(
+        schema_gen = SchemaGen(
             statistics=statistics_gen.outputs["statistics"], infer_feature_shape=True
         ).with_id(SCHEMA_GEN)
-    example_validator = tfx.components.ExampleValidator(
+    example_validator = ExampleValidator(
         statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"]
     ).with_id(EXAMPLE_VALIDATOR)
     # Stops the run when the data has anomalies; Transform and Trainer read the schema it passes on.
@@ -164,7 +179,7 @@ def create_components(config: PipelineConfig, serving_dir: str) -> list:
     ).with_id(VALIDATION_GATE)
     validated_schema = validation_gate.outputs[VALIDATED_SCHEMA_KEY]
 
-    transform = tfx.components.Transform(
+    transform = Transform(
         examples=example_gen.outputs["examples"],
         schema=validated_schema,
         preprocessing_fn=PREPROCESSING_FN,
@@ -187,23 +202,26 @@ def create_components(config: PipelineConfig, serving_dir: str) -> list:
         },
         "source_fingerprint": fingerprint.source_fingerprint(*TRAINER_MODULES),
     }
-    trainer_class = tfx.components.Trainer
+    trainer_class = Trainer
     if isinstance(config.runner, VertexRunnerConfig):
-        trainer_class = tfx.extensions.google_cloud_ai_platform.Trainer
+        # Imported here: the Vertex AI extensions load the Vertex AI SDK (about 1 s and 80 MB).
+        from tfx.v1.extensions.google_cloud_ai_platform import Trainer as VertexTrainer
+
+        trainer_class = VertexTrainer
         custom_config.update(vertex_trainer_config(config.runner))
     trainer = trainer_class(
         run_fn=RUN_FN,
         examples=example_gen.outputs["examples"],
         transform_graph=transform.outputs["transform_graph"],
         schema=validated_schema,
-        train_args=tfx.proto.TrainArgs(num_steps=training.train_steps),
-        eval_args=tfx.proto.EvalArgs(num_steps=training.eval_steps),
+        train_args=trainer_pb2.TrainArgs(num_steps=training.train_steps),
+        eval_args=trainer_pb2.EvalArgs(num_steps=training.eval_steps),
         custom_config=custom_config,
     ).with_id(TRAINER)
 
     baseline_resolver = _baseline_resolver(config, trainer).with_id(BASELINE_RESOLVER)
 
-    evaluator = tfx.components.Evaluator(
+    evaluator = Evaluator(
         examples=example_gen.outputs["examples"],
         model=trainer.outputs["model"],
         baseline_model=baseline_resolver.outputs["model"],
@@ -219,11 +237,11 @@ def create_components(config: PipelineConfig, serving_dir: str) -> list:
         registry=registry_settings(config),
     ).with_id(REGISTRATION)
 
-    pusher = tfx.components.Pusher(
+    pusher = Pusher(
         model=trainer.outputs["model"],
         model_blessing=evaluator.outputs["blessing"],
-        push_destination=tfx.proto.PushDestination(
-            filesystem=tfx.proto.PushDestination.Filesystem(base_directory=serving_dir)
+        push_destination=pusher_pb2.PushDestination(
+            filesystem=pusher_pb2.PushDestination.Filesystem(base_directory=serving_dir)
         ),
     ).with_id(PUSHER)
     pusher.add_upstream_node(registration)  # a model that fails the smoke test is not pushed
@@ -258,22 +276,22 @@ def registry_settings(config: PipelineConfig) -> RegistrySettings | None:
     )
 
 
-def _baseline_resolver(config: PipelineConfig, trainer: Any) -> tfx.dsl.Resolver:
+def _baseline_resolver(config: PipelineConfig, trainer: Any) -> Resolver:
     """The latest blessed model, which the Evaluator compares the candidate against.
 
     Locally the candidate is excluded (see components/baseline_resolver.py). The KFP v2 compiler
     accepts only TFX's LatestBlessedModelStrategy and LatestArtifactStrategy, so on Vertex AI the
     baseline is the latest blessed model, which on a re-run can be the candidate itself.
     """
-    model = tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model)
-    model_blessing = tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing)
+    model = Channel(type=standard_artifacts.Model)
+    model_blessing = Channel(type=standard_artifacts.ModelBlessing)
     if isinstance(config.runner, VertexRunnerConfig):
-        return tfx.dsl.Resolver(
-            strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+        return Resolver(
+            strategy_class=LatestBlessedModelStrategy,
             model=model,
             model_blessing=model_blessing,
         )
-    return tfx.dsl.Resolver(
+    return Resolver(
         strategy_class=LatestBlessedOtherModelStrategy,
         model=model,
         model_blessing=model_blessing,

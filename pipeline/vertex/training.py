@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from tfx import v1 as tfx
-
 from pipeline.config import VertexRunnerConfig
 
 # The Keras choice (TFT and TFMA need Keras 2), also set by the Makefile, the tests and the
@@ -14,11 +12,14 @@ TRAINING_ENV = {"TF_USE_LEGACY_KERAS": "1"}
 
 
 def vertex_trainer_config(runner: VertexRunnerConfig) -> dict[str, Any]:
-    """custom_config entries for `tfx.extensions.google_cloud_ai_platform.Trainer` on Vertex AI.
+    """custom_config entries for `vertex.Trainer` on Vertex AI.
 
     TRAINING_ARGS_KEY holds the project and the CustomJobSpec fields (TFX sets the container
     command itself). The job runs as the pipeline's service account.
     """
+    # Imported here: the Vertex AI extensions load the Vertex AI SDK, which local runs never need.
+    from tfx.v1.extensions import google_cloud_ai_platform as vertex
+
     if runner.image is None:
         raise ValueError("runner.image is not set: the training job needs the pipeline image")
     training = runner.training
@@ -27,9 +28,9 @@ def vertex_trainer_config(runner: VertexRunnerConfig) -> dict[str, Any]:
         machine_spec["accelerator_type"] = training.accelerator_type
         machine_spec["accelerator_count"] = training.accelerator_count
     return {
-        tfx.extensions.google_cloud_ai_platform.ENABLE_VERTEX_KEY: True,
-        tfx.extensions.google_cloud_ai_platform.VERTEX_REGION_KEY: runner.region,
-        tfx.extensions.google_cloud_ai_platform.TRAINING_ARGS_KEY: {
+        vertex.ENABLE_VERTEX_KEY: True,
+        vertex.VERTEX_REGION_KEY: runner.region,
+        vertex.TRAINING_ARGS_KEY: {
             "project": runner.project,
             "worker_pool_specs": [
                 {
