@@ -1,0 +1,196 @@
+"""A CsvExampleGen executor that converts CSV to tf.Examples a block of rows at a time.
+
+TFX's own executor parses, type-checks and builds every row in Python: about 0.25 ms a row here,
+most of a 150,000-row run. This one reads each file with Arrow's CSV reader and encodes whole
+blocks with tfx_bsl's C++ `RecordBatchToExamplesEncoder`, and writes the same examples:
+
+- a column's type follows TFX's rule over all files of the split: INT if every non-empty value is
+  an int64, else FLOAT if every one is a float, else STRING;
+- an empty cell is a feature with no values, as in TFX's output;
+- each example goes to the split TFX's executor would put it in.
+
+Unlike in TFX's executor, a file, not a line, is the unit of parallel work.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
+
+import apache_beam as beam
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pa_csv
+from apache_beam.io.filesystems import FileSystems
+from tensorflow.core.example.example_pb2 import Example
+from tfx.components.example_gen.base_example_gen_executor import BaseExampleGenExecutor
+from tfx.components.example_gen.csv_example_gen import component as tfx_csv_example_gen
+from tfx.dsl.components.base import executor_spec
+from tfx.dsl.io import fileio
+from tfx.types import standard_component_specs
+from tfx.utils import io_utils
+from tfx_bsl.coders import example_coder
+
+INT, FLOAT, STRING = "INT", "FLOAT", "STRING"
+# Lowest to highest: a column takes the highest type any of its values needs.
+_TYPE_ORDER = {None: 0, INT: 1, FLOAT: 2, STRING: 3}
+_ARROW_TYPES = {INT: pa.int64(), FLOAT: pa.float64(), STRING: pa.binary()}
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+BLOCK_BYTES = 16 << 20
+
+ColumnTypes = Mapping[str, str | None]
+
+
+class CsvTypeError(ValueError):
+    """The CSV files cannot be turned into examples."""
+
+
+def read_blocks(path: str, block_bytes: int = BLOCK_BYTES) -> Iterator[pa.RecordBatch]:
+    """The file's rows as blocks of string columns; empty cells are null."""
+    with FileSystems.open(path) as stream:
+        reader = pa_csv.open_csv(
+            stream,
+            read_options=pa_csv.ReadOptions(block_size=block_bytes),
+            parse_options=pa_csv.ParseOptions(newlines_in_values=True),
+            convert_options=pa_csv.ConvertOptions(
+                column_types=_all_strings(path),
+                null_values=[""],
+                strings_can_be_null=True,
+                quoted_strings_can_be_null=True,
+            ),
+        )
+        yield from reader
+
+
+@functools.lru_cache(maxsize=64)
+def _all_strings(path: str) -> dict[str, pa.DataType]:
+    return {name: pa.string() for name in io_utils.load_csv_column_names(path)}
+
+
+def infer_column_types(path: str) -> dict[str, str | None]:
+    """Each column's type in one file; None for a column with no values."""
+    types: dict[str, str | None] = {name: None for name in _all_strings(path)}
+    for block in read_blocks(path):
+        for name, column in zip(block.schema.names, block.columns, strict=False):
+            types[name] = _wider(types[name], _column_type(column))
+    return types
+
+
+def merge_column_types(per_file: Iterable[ColumnTypes]) -> dict[str, str | None]:
+    merged: dict[str, str | None] = {}
+    for types in per_file:
+        if merged and set(types) != set(merged):
+            raise CsvTypeError(f"CSV files have different headers: {sorted(merged)} and {sorted(types)}")
+        for name, column_type in types.items():
+            merged[name] = _wider(merged.get(name), column_type)
+    return merged
+
+
+def encode_file(path: str, column_types: ColumnTypes) -> Iterator[bytes]:
+    """The file's rows as serialized tf.Examples, features in the columns' types."""
+    # A column with no value in any file has no type: TFX writes it as a feature without values.
+    untyped = [name for name, column_type in column_types.items() if column_type is None]
+    encoder = example_coder.RecordBatchToExamplesEncoder()
+    for block in read_blocks(path):
+        names = [name for name in block.schema.names if column_types[name] is not None]
+        lists = [_as_lists(block.column(name), column_types[name]) for name in names]
+        for encoded in encoder.encode(pa.RecordBatch.from_arrays(lists, names)):
+            example = Example.FromString(encoded)
+            for name in untyped:
+                example.features.feature.get_or_create(name)
+            # Sorted feature keys (about 30 us a row): TFX's ExampleGen hashes these bytes to choose
+            # the split, so every example lands where TFX's executor puts it, on every run.
+            yield example.SerializeToString(deterministic=True)
+
+
+def _column_type(column: pa.Array) -> str | None:
+    values = column.drop_null()
+    if len(values) == 0:
+        return None
+    # Arrow's number parsing accepts a subset of what Python's int() and float() accept, with the
+    # same values; anything it refuses is decided value by value, by TFX's rule.
+    if _casts(values, INT):
+        return INT
+    if _casts(values, FLOAT):
+        # Arrow reads an integer beyond int64 as a float; by TFX's rule it makes the column STRING.
+        whole_numbers = values.filter(pc.match_substring_regex(values, r"^\s*[+-]?[0-9_]+\s*$"))
+        return _widest(whole_numbers, FLOAT)
+    return _widest(values, None)
+
+
+def _casts(values: pa.Array, column_type: str) -> bool:
+    try:
+        values.cast(_ARROW_TYPES[column_type])
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return False
+    return True
+
+
+def _widest(values: pa.Array, start: str | None) -> str | None:
+    return functools.reduce(_wider, (_value_type(value) for value in pc.unique(values).to_pylist()), start)
+
+
+def _value_type(value: str) -> str:
+    try:
+        return INT if _INT64_MIN <= int(value) <= _INT64_MAX else STRING
+    except ValueError:
+        try:
+            float(value)
+        except ValueError:
+            return STRING
+        return FLOAT
+
+
+def _wider(a: str | None, b: str | None) -> str | None:
+    return a if _TYPE_ORDER[a] >= _TYPE_ORDER[b] else b
+
+
+def _as_lists(column: pa.Array, column_type: str | None) -> pa.Array:
+    """One list per row: the value converted to the column's type, or an empty list."""
+    values = column.drop_null()
+    if column_type == STRING:
+        converted = values.cast(pa.binary())
+    else:
+        try:
+            converted = values.cast(_ARROW_TYPES[column_type])
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            convert = int if column_type == INT else float
+            converted = pa.array([convert(value) for value in values.to_pylist()], _ARROW_TYPES[column_type])
+    if column_type == FLOAT:
+        converted = converted.cast(pa.float32())  # tf.train.FloatList holds float32
+    present = pc.cast(pc.is_valid(column), pa.int32())
+    offsets = pa.concat_arrays([pa.array([0], pa.int32()), pc.cumulative_sum(present)])
+    return pa.ListArray.from_arrays(offsets, converted)
+
+
+@beam.ptransform_fn
+@beam.typehints.with_input_types(beam.Pipeline)
+@beam.typehints.with_output_types(bytes)
+def _CsvToSerializedExamples(
+    pipeline: beam.Pipeline, exec_properties: dict[str, Any], split_pattern: str
+) -> beam.PCollection:
+    pattern = f"{exec_properties[standard_component_specs.INPUT_BASE_KEY].rstrip('/')}/{split_pattern}"
+    files = sorted(fileio.glob(pattern))
+    if not files:
+        raise RuntimeError(f"Split pattern {pattern} does not match any files.")
+    paths = pipeline | "CsvFiles" >> beam.Create(files)
+    column_types = (
+        paths
+        | "InferColumnTypes" >> beam.Map(infer_column_types)
+        | "MergeColumnTypes" >> beam.CombineGlobally(merge_column_types)
+    )
+    return paths | "EncodeExamples" >> beam.FlatMap(encode_file, beam.pvalue.AsSingleton(column_types))
+
+
+class Executor(BaseExampleGenExecutor):
+    """CsvExampleGen's executor, with block-wise conversion (see the module docstring)."""
+
+    def GetInputSourceToExamplePTransform(self) -> beam.PTransform:
+        return _CsvToSerializedExamples
+
+
+class CsvExampleGen(tfx_csv_example_gen.CsvExampleGen):
+    """TFX's CsvExampleGen (same parameters, outputs and driver) with the executor above."""
+
+    EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(Executor)
