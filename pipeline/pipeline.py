@@ -300,7 +300,11 @@ def _baseline_resolver(config: PipelineConfig, trainer: Any) -> Resolver:
 
 
 def eval_config(config: PipelineConfig) -> tfma.EvalConfig:
-    """AUC gates the blessing; accuracy is reported only (a constant guess scores 0.77 here)."""
+    """AUC over the eval split, overall and per slice; the overall AUC gates the blessing.
+
+    Accuracy is left out: a constant guess scores 0.77 on this label, and on 50,000 eval rows its
+    confusion matrix took about a sixth of the Evaluator's time.
+    """
     evaluation = config.evaluation
     auc_threshold = tfma.MetricThreshold(
         value_threshold=tfma.GenericValueThreshold(lower_bound={"value": evaluation.min_auc}),
@@ -336,7 +340,6 @@ def eval_config(config: PipelineConfig) -> tfma.EvalConfig:
                             tfma.PerSliceMetricThreshold(slicing_specs=[tfma.SlicingSpec()], threshold=auc_threshold)
                         ],
                     ),
-                    tfma.MetricConfig(class_name="BinaryAccuracy"),
                     tfma.MetricConfig(class_name="ExampleCount"),
                 ]
             )

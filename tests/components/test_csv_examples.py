@@ -112,6 +112,21 @@ def test_rows_are_read_in_blocks(tmp_path: Path) -> None:
     blocks = list(csv_examples.read_blocks(path, block_bytes=4_096))
     assert len(blocks) > 1
     encoded = list(csv_examples.encode_file(path, csv_examples.infer_column_types(path)))
-    assert len(encoded) == 2_000
-    last = tf.train.Example.FromString(encoded[-1]).features.feature
-    assert last["id"].int64_list.value == [1_999] and last["amount"].float_list.value == [1_999.5]
+    rows = [tf.train.Example.FromString(record).features.feature for record in encoded]
+    ids = [row["id"].int64_list.value[0] for row in rows]
+    assert sorted(ids) == list(range(2_000))
+    assert ids != sorted(ids)  # shuffled within each block
+    assert all(row["amount"].float_list.value == [row["id"].int64_list.value[0] + 0.5] for row in rows)
+    assert list(csv_examples.encode_file(path, csv_examples.infer_column_types(path))) == encoded
+
+
+@pytest.mark.parametrize(
+    ("args", "in_process"),
+    [
+        (None, True),
+        (["--runner=DirectRunner", "--direct_running_mode=in_memory"], True),
+        (["--runner=DataflowRunner", "--project=p", "--region=r"], False),
+    ],
+)
+def test_the_global_shuffle_is_skipped_only_when_beam_runs_in_this_process(args, in_process) -> None:
+    assert csv_examples._runs_in_process(args) is in_process
