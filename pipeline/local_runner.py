@@ -8,6 +8,7 @@ import time
 from typing import TextIO
 
 from pipeline.config import PipelineConfig
+from pipeline.memory import release_freed_memory
 from pipeline.progress import ProgressReporter
 from pipeline.run_summary import RunSummary
 from pipeline.summary_reader import read_run_summary
@@ -22,7 +23,7 @@ def run_local(config: PipelineConfig, stream: TextIO = sys.stdout, verbose: bool
 
     pipeline = create_pipeline(config)
     absl_logger = logging.getLogger("absl")
-    reporter = ProgressReporter(stream)
+    reporter = ProgressReporter(stream, on_finished=release_freed_memory)
     previous_verbosity = absl_logging.get_verbosity()
     # Through absl, not Logger.setLevel: TensorFlow resets absl's verbosity while saving models.
     absl_logging.set_verbosity(absl_logging.INFO)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TextIO
 
@@ -24,9 +25,10 @@ class ComponentTiming:
 class ProgressReporter(logging.Handler):
     """A handler for the `absl` logger that prints one line per component and keeps timings."""
 
-    def __init__(self, stream: TextIO = sys.stdout) -> None:
+    def __init__(self, stream: TextIO = sys.stdout, on_finished: Callable[[], None] | None = None) -> None:
         super().__init__(level=logging.INFO)
         self.stream = stream
+        self.on_finished = on_finished
         self.timings: list[ComponentTiming] = []
         self.running: str | None = None
         self._started_at = 0.0
@@ -49,6 +51,8 @@ class ProgressReporter(logging.Handler):
             self.running = None
             note = "from cache" if timing.cached else "done"
             self._print(f"  {timing.component_id:<32} {note} in {timing.seconds:.1f} s")
+            if self.on_finished:
+                self.on_finished()
 
     def _print(self, line: str) -> None:
         self.stream.write(line + "\n")

@@ -1,0 +1,37 @@
+import io
+import logging
+
+from pipeline.memory import release_freed_memory
+from pipeline.progress import ProgressReporter
+
+
+def resident_mb() -> float:
+    with open("/proc/self/statm") as statm:
+        pages = int(statm.read().split()[1])
+    return pages * 4096 / 2**20
+
+
+def test_freed_heap_memory_goes_back_to_the_system() -> None:
+    # 1 KB objects come from glibc's heap (Python's own allocator takes only up to 512 bytes);
+    # freeing them leaves the pages with the process until they are trimmed.
+    blocks = [bytes(1024) + bytes([i % 256]) for i in range(200_000)]
+    keep = blocks[-1]
+    held = resident_mb()
+    del blocks
+    release_freed_memory()
+    assert held - resident_mb() > 100
+    assert keep[-1] == (200_000 - 1) % 256
+
+
+def test_the_reporter_calls_back_after_every_finished_component() -> None:
+    calls = []
+    stream = io.StringIO()
+    reporter = ProgressReporter(stream, on_finished=lambda: calls.append(reporter.timings[-1].component_id))
+    logger = logging.getLogger("test-progress")
+    logger.addHandler(reporter)
+    logger.setLevel(logging.INFO)
+    for component in ("CsvExampleGen", "Trainer"):
+        logger.info("Component %s is running.", component)
+        logger.info("Component %s is finished.", component)
+    assert calls == ["CsvExampleGen", "Trainer"]
+    assert "Trainer" in stream.getvalue()
