@@ -78,7 +78,7 @@ def infer_column_types(path: str) -> dict[str, str | None]:
     """Each column's type in one file; None for a column with no values."""
     types: dict[str, str | None] = {name: None for name in _all_strings(path)}
     for block in read_blocks(path):
-        for name, column in zip(block.schema.names, block.columns, strict=False):
+        for name, column in zip(block.schema.names, block.columns, strict=True):
             types[name] = _wider(types[name], _column_type(column))
     return types
 
