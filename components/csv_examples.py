@@ -157,17 +157,15 @@ def _wider(a: str | None, b: str | None) -> str | None:
     return a if _TYPE_ORDER[a] >= _TYPE_ORDER[b] else b
 
 
-def _as_lists(column: pa.Array, column_type: str | None) -> pa.Array:
+def _as_lists(column: pa.Array, column_type: str) -> pa.Array:
     """One list per row: the value converted to the column's type, or an empty list."""
     values = column.drop_null()
-    if column_type == STRING:
-        converted = values.cast(pa.binary())
-    else:
-        try:
-            converted = values.cast(_ARROW_TYPES[column_type])
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-            convert = int if column_type == INT else float
-            converted = pa.array([convert(value) for value in values.to_pylist()], _ARROW_TYPES[column_type])
+    try:
+        converted = values.cast(_ARROW_TYPES[column_type])  # text to bytes (STRING) always casts
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        # Numbers Python's int() or float() reads but Arrow's parser does not (" 9").
+        convert = int if column_type == INT else float
+        converted = pa.array([convert(value) for value in values.to_pylist()], _ARROW_TYPES[column_type])
     if column_type == FLOAT:
         converted = converted.cast(pa.float32())  # tf.train.FloatList holds float32
     present = pc.cast(pc.is_valid(column), pa.int32())
