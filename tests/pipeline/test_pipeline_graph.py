@@ -47,6 +47,16 @@ def test_local_runtime_settings(built, tmp_path: Path) -> None:
     assert "--direct_running_mode=in_memory" in pipeline.beam_pipeline_args
 
 
+def test_local_beam_steps_do_not_repackage_tfx(built) -> None:
+    """TFX builds an sdist of itself for remote workers unless the Beam args name the dependencies."""
+    from tfx.utils import dependency_utils
+
+    _, pipeline = built
+    assert dependency_utils.make_beam_dependency_flags(pipeline.beam_pipeline_args) == pipeline.beam_pipeline_args
+    requirements = next(a for a in pipeline.beam_pipeline_args if a.startswith("--requirements_file="))
+    assert Path(requirements.split("=", 1)[1]).is_file()
+
+
 def test_default_data_is_the_taxi_sample_inside_tfx(built) -> None:
     _, pipeline = built
     example_gen = next(c for c in pipeline.components if c.id == tfx_pipeline.EXAMPLE_GEN)
