@@ -111,7 +111,8 @@ def encode_file(path: str, column_types: ColumnTypes) -> Iterator[bytes]:
             for name in untyped:
                 example.features.feature.get_or_create(name)
             # Sorted feature keys (about 30 us a row): TFX's ExampleGen hashes these bytes to choose
-            # the split, so every example lands where TFX's executor puts it, on every run.
+            # the split, and tfx_bsl's encoder orders the features differently in every process.
+            # Sorted, every example lands where TFX's executor puts it, on every run.
             yield example.SerializeToString(deterministic=True)
 
 
