@@ -8,7 +8,7 @@ import time
 from typing import TextIO
 
 from pipeline.config import PipelineConfig
-from pipeline.memory import release_freed_memory
+from pipeline.memory import release_freed_memory, startup_objects_frozen
 from pipeline.progress import ProgressReporter
 from pipeline.run_summary import RunSummary
 from pipeline.summary_reader import read_run_summary
@@ -33,7 +33,8 @@ def run_local(config: PipelineConfig, stream: TextIO = sys.stdout, verbose: bool
         absl_logger.propagate = False
     started = time.monotonic()
     try:
-        LocalDagRunner().run(pipeline)
+        with startup_objects_frozen():
+            LocalDagRunner().run(pipeline)
     except BaseException:
         if reporter.running:
             stream.write(f"  {reporter.running:<32} FAILED after {reporter.running_seconds:.1f} s\n")

@@ -1,7 +1,9 @@
+import gc
 import io
 import logging
+import weakref
 
-from pipeline.memory import release_freed_memory
+from pipeline.memory import release_freed_memory, startup_objects_frozen
 from pipeline.progress import ProgressReporter
 
 
@@ -35,3 +37,29 @@ def test_the_reporter_calls_back_after_every_finished_component() -> None:
         logger.info("Component %s is finished.", component)
     assert calls == ["CsvExampleGen", "Trainer"]
     assert "Trainer" in stream.getvalue()
+
+
+def test_startup_objects_stay_out_of_collections_until_the_run_ends() -> None:
+    def collectable(thing: object) -> bool:
+        return any(candidate is thing for candidate in gc.get_objects())
+
+    before_the_run = [[]]
+    with startup_objects_frozen():
+        during_the_run = [[]]
+        assert not collectable(before_the_run)
+        assert collectable(during_the_run)
+    assert collectable(before_the_run)
+    assert gc.get_freeze_count() == 0
+
+
+def test_cycles_made_during_the_run_are_still_collected() -> None:
+    class Node:
+        pass
+
+    with startup_objects_frozen():
+        node = Node()
+        node.self = node
+        watcher = weakref.ref(node)
+        del node
+        release_freed_memory()
+        assert watcher() is None
