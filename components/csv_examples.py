@@ -15,20 +15,22 @@ Unlike in TFX's executor, a file, not a line, is the unit of parallel work.
 from __future__ import annotations
 
 import functools
+import itertools
 import random
-from collections.abc import Iterable, Iterator, Mapping
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any, NamedTuple
 
 import apache_beam as beam
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
+import tensorflow as tf
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 from tensorflow.core.example.example_pb2 import Example
 from tfx.components.example_gen import utils as example_gen_utils
 from tfx.components.example_gen import write_split
-from tfx.components.example_gen.base_example_gen_executor import BaseExampleGenExecutor
+from tfx.components.example_gen.base_example_gen_executor import BaseExampleGenExecutor, _PartitionFn
 from tfx.components.example_gen.csv_example_gen import component as tfx_csv_example_gen
 from tfx.components.util import examples_utils
 from tfx.dsl.components.base import executor_spec
@@ -44,6 +46,7 @@ _TYPE_ORDER = {None: 0, INT: 1, FLOAT: 2, STRING: 3}
 _ARROW_TYPES = {INT: pa.int64(), FLOAT: pa.float64(), STRING: pa.binary()}
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 BLOCK_BYTES = 16 << 20
+INCOMPLETE_SUFFIX = ".incomplete"
 
 ColumnTypes = Mapping[str, str | None]
 
@@ -174,23 +177,63 @@ def _as_lists(column: pa.Array, column_type: str) -> pa.Array:
     return pa.ListArray.from_arrays(offsets, converted)
 
 
+class Shard(NamedTuple):
+    """A CSV file and the files its examples go to, one per output split."""
+
+    path: str
+    split_files: Sequence[str]
+
+
+def write_shards(shard: Shard, column_types: ColumnTypes, partition: Callable[[bytes], int] | None) -> None:
+    """Writes one CSV file's examples into its split files, each under a temporary name until done
+    (and removed if the file fails).
+
+    `partition` chooses each example's split (an index into `shard.split_files`); None puts all in
+    the first.
+    """
+    writing = [f"{name}{INCOMPLETE_SUFFIX}" for name in shard.split_files]
+    options = tf.io.TFRecordOptions(compression_type="GZIP")
+    writers = [tf.io.TFRecordWriter(name, options) for name in writing]
+    try:
+        try:
+            for record in encode_file(shard.path, column_types):
+                writers[partition(record) if partition else 0].write(record)
+        finally:
+            for writer in writers:
+                writer.close()
+    except BaseException:
+        for name in writing:
+            fileio.remove(name)
+        raise
+    for temporary, final in zip(writing, shard.split_files, strict=True):
+        fileio.rename(temporary, final, overwrite=True)
+
+
+def _csv_files(exec_properties: dict[str, Any], split_pattern: str) -> list[str]:
+    pattern = f"{exec_properties[standard_component_specs.INPUT_BASE_KEY].rstrip('/')}/{split_pattern}"
+    files = sorted(fileio.glob(pattern))
+    if not files:
+        raise RuntimeError(f"Split pattern {pattern} does not match any files.")
+    return files
+
+
+def _column_types(paths: beam.PCollection, label: str) -> beam.pvalue.AsSingleton:
+    """The column types over all files (TFX's rule needs every value of a column before encoding)."""
+    return beam.pvalue.AsSingleton(
+        paths
+        | f"InferColumnTypes{label}" >> beam.Map(infer_column_types)
+        | f"MergeColumnTypes{label}" >> beam.CombineGlobally(merge_column_types)
+    )
+
+
 @beam.ptransform_fn
 @beam.typehints.with_input_types(beam.Pipeline)
 @beam.typehints.with_output_types(bytes)
 def _CsvToSerializedExamples(
     pipeline: beam.Pipeline, exec_properties: dict[str, Any], split_pattern: str
 ) -> beam.PCollection:
-    pattern = f"{exec_properties[standard_component_specs.INPUT_BASE_KEY].rstrip('/')}/{split_pattern}"
-    files = sorted(fileio.glob(pattern))
-    if not files:
-        raise RuntimeError(f"Split pattern {pattern} does not match any files.")
-    paths = pipeline | "CsvFiles" >> beam.Create(files)
-    column_types = (
-        paths
-        | "InferColumnTypes" >> beam.Map(infer_column_types)
-        | "MergeColumnTypes" >> beam.CombineGlobally(merge_column_types)
-    )
-    return paths | "EncodeExamples" >> beam.FlatMap(encode_file, beam.pvalue.AsSingleton(column_types))
+    paths = pipeline | "CsvFiles" >> beam.Create(_csv_files(exec_properties, split_pattern))
+    return paths | "EncodeExamples" >> beam.FlatMap(encode_file, _column_types(paths, ""))
 
 
 class Executor(BaseExampleGenExecutor):
@@ -205,36 +248,65 @@ class Executor(BaseExampleGenExecutor):
         output_dict: dict[str, list[Artifact]],
         exec_properties: dict[str, Any],
     ) -> None:
-        """TFX's ExampleGen Do, without its global shuffle when Beam runs in this process.
+        """TFX's ExampleGen Do, on the DirectRunner without its global shuffle and per-row Beam steps.
 
-        TFX reshuffles every split before writing it. On the DirectRunner that holds every example
-        in memory at once (4.8 GB at 1.5 million rows); rows are shuffled within each block of the
-        file instead (`encode_file`). On other runners (Dataflow) TFX's own Do runs unchanged.
+        TFX reshuffles every split before writing it, which on the DirectRunner holds every example
+        in memory at once (4.8 GB at 1.5 million rows), then partitions and writes the examples one
+        Beam element at a time. In this process each CSV file is instead encoded, partitioned by
+        TFX's own partition function and written straight to one shard per split (`write_shards`),
+        its rows shuffled within each block (`encode_file`). On other runners (Dataflow) TFX's own
+        Do runs unchanged.
         """
         if not _runs_in_process(self._beam_pipeline_args):
             super().Do(input_dict, output_dict, exec_properties)
             return
-        examples = output_dict[standard_component_specs.EXAMPLES_KEY]
+        examples = artifact_utils.get_single_instance(output_dict[standard_component_specs.EXAMPLES_KEY])
         input_config = proto_utils.json_to_proto(
             exec_properties[standard_component_specs.INPUT_CONFIG_KEY], example_gen_pb2.Input()
         )
         output_config = proto_utils.json_to_proto(
             exec_properties[standard_component_specs.OUTPUT_CONFIG_KEY], example_gen_pb2.Output()
         )
-        artifact_utils.get_single_instance(examples).split_names = artifact_utils.encode_split_names(
+        examples.split_names = artifact_utils.encode_split_names(
             example_gen_utils.generate_output_split_names(input_config, output_config)
         )
+        for split in artifact_utils.decode_split_names(examples.split_names):
+            fileio.makedirs(artifact_utils.get_split_uri([examples], split))
         with self._make_beam_pipeline() as pipeline:
-            for split_name, split in self.GenerateExamplesByBeam(pipeline, exec_properties).items():
-                path = artifact_utils.get_split_uri(examples, split_name)
-                _ = split | f"WriteSplit[{split_name}]" >> beam.io.WriteToTFRecord(
-                    f"{path}/{write_split.DEFAULT_FILE_NAME}", file_name_suffix=".gz"
+            for index, (pattern, split_names, partition) in enumerate(_split_plan(input_config, output_config)):
+                files = _csv_files(exec_properties, pattern)
+                shards = [
+                    Shard(path, [_shard_name(examples, split, number, len(files)) for split in split_names])
+                    for number, path in enumerate(files)
+                ]
+                csv_shards = pipeline | f"CsvFiles[{index}]" >> beam.Create(shards)
+                column_types = _column_types(csv_shards | f"Paths[{index}]" >> beam.Keys(), f"[{index}]")
+                _ = csv_shards | f"WriteShards[{index}]" >> beam.Map(
+                    write_shards, column_types=column_types, partition=partition
                 )
-        for artifact in examples:
-            examples_utils.set_payload_format(artifact, example_gen_pb2.FORMAT_TF_EXAMPLE)
-            examples_utils.set_file_format(
-                artifact, write_split.to_file_format_str(example_gen_pb2.FORMAT_TFRECORDS_GZIP)
-            )
+        examples_utils.set_payload_format(examples, example_gen_pb2.FORMAT_TF_EXAMPLE)
+        examples_utils.set_file_format(examples, write_split.to_file_format_str(example_gen_pb2.FORMAT_TFRECORDS_GZIP))
+
+
+def _split_plan(
+    input_config: example_gen_pb2.Input, output_config: example_gen_pb2.Output
+) -> list[tuple[str, list[str], Callable[[bytes], int] | None]]:
+    """(input pattern, output split names, partition) per input split, as TFX's GenerateExamplesByBeam."""
+    split_config = output_config.split_config
+    if not split_config.splits:
+        return [(split.pattern, [split.name], None) for split in input_config.splits]
+    if len(input_config.splits) != 1:
+        raise ValueError("input must have only one split when output split is specified.")
+    if split_config.HasField("partition_feature_name"):
+        raise ValueError("partition_feature_name is not supported: examples are split by the hash of their bytes")
+    buckets = list(itertools.accumulate(split.hash_buckets for split in split_config.splits))
+    partition = functools.partial(_PartitionFn, num_partitions=len(buckets), buckets=buckets, split_config=split_config)
+    return [(input_config.splits[0].pattern, [split.name for split in split_config.splits], partition)]
+
+
+def _shard_name(examples: Artifact, split: str, number: int, count: int) -> str:
+    folder = artifact_utils.get_split_uri([examples], split)
+    return f"{folder}/{write_split.DEFAULT_FILE_NAME}-{number:05d}-of-{count:05d}.gz"
 
 
 def _runs_in_process(beam_pipeline_args: list[str] | None) -> bool:

@@ -9,7 +9,7 @@ import tensorflow as tf
 from google.protobuf import json_format
 from tfx.components.example_gen.csv_example_gen import executor as tfx_csv_executor
 from tfx.proto import example_gen_pb2
-from tfx.types import standard_artifacts
+from tfx.types import artifact_utils, standard_artifacts
 
 from components import csv_examples
 
@@ -23,26 +23,36 @@ ROWS = [
 ]
 
 
-def run_executor(executor_class: type, input_base: Path, output: Path) -> dict[str, list[bytes]]:
-    examples = standard_artifacts.Examples()
-    examples.uri = str(output)
-    split_config = example_gen_pb2.SplitConfig(
+HASHED_INPUT = example_gen_pb2.Input(splits=[example_gen_pb2.Input.Split(name="all", pattern="*.csv")])
+HASHED_OUTPUT = example_gen_pb2.Output(
+    split_config=example_gen_pb2.SplitConfig(
         splits=[
             example_gen_pb2.SplitConfig.Split(name="train", hash_buckets=2),
             example_gen_pb2.SplitConfig.Split(name="eval", hash_buckets=1),
         ]
     )
+)
+
+
+def run_executor(
+    executor_class: type,
+    input_base: Path,
+    output: Path,
+    input_config: example_gen_pb2.Input = HASHED_INPUT,
+    output_config: example_gen_pb2.Output = HASHED_OUTPUT,
+) -> dict[str, list[bytes]]:
+    examples = standard_artifacts.Examples()
+    examples.uri = str(output)
     properties = {
         "input_base": str(input_base),
-        "input_config": json_format.MessageToJson(
-            example_gen_pb2.Input(splits=[example_gen_pb2.Input.Split(name="all", pattern="*.csv")])
-        ),
-        "output_config": json_format.MessageToJson(example_gen_pb2.Output(split_config=split_config)),
+        "input_config": json_format.MessageToJson(input_config),
+        "output_config": json_format.MessageToJson(output_config),
         "output_data_format": example_gen_pb2.FORMAT_TF_EXAMPLE,
         "output_file_format": example_gen_pb2.FORMAT_TFRECORDS_GZIP,
     }
     executor_class().Do({}, {"examples": [examples]}, properties)
-    return {split: read_split(output / f"Split-{split}") for split in ("train", "eval")}
+    splits = artifact_utils.decode_split_names(examples.split_names)
+    return {split: read_split(output / f"Split-{split}") for split in splits}
 
 
 def read_split(folder: Path) -> list[bytes]:
@@ -73,6 +83,54 @@ def test_writes_the_same_examples_in_the_same_splits_as_tfx(data: Path, tmp_path
     assert len(ours["train"]) + len(ours["eval"]) == 39
     assert ours["train"] and ours["eval"]
     assert ours == reference
+    # One file per CSV file and split, nothing left under a temporary name.
+    assert sorted(path.name for path in (tmp_path / "ours" / "Split-train").iterdir()) == [
+        "data_tfrecord-00000-of-00002.gz", "data_tfrecord-00001-of-00002.gz"
+    ]  # fmt: skip
+
+
+def test_input_splits_are_written_as_they_are_like_tfx(data: Path, tmp_path: Path) -> None:
+    (data / "holdout").mkdir()
+    (data / "b.csv").rename(data / "holdout" / "b.csv")
+    input_config = example_gen_pb2.Input(
+        splits=[
+            example_gen_pb2.Input.Split(name="train", pattern="*.csv"),
+            example_gen_pb2.Input.Split(name="holdout", pattern="holdout/*.csv"),
+        ]
+    )
+    no_split_config = example_gen_pb2.Output()
+    ours = run_executor(csv_examples.Executor, data, tmp_path / "ours", input_config, no_split_config)
+    reference = run_executor(tfx_csv_executor.Executor, data, tmp_path / "reference", input_config, no_split_config)
+    assert set(ours) == {"train", "holdout"}
+    assert len(ours["holdout"]) == 35
+    assert ours == reference
+
+
+def test_a_file_that_fails_midway_leaves_nothing_behind(data: Path, tmp_path: Path) -> None:
+    written = 0
+
+    def fail_on_the_third_example(record: bytes) -> int:
+        nonlocal written
+        written += 1
+        if written == 3:
+            raise OSError("disk full")
+        return 0
+
+    out = tmp_path / "out"
+    out.mkdir()
+    shard = csv_examples.Shard(str(data / "a.csv"), [str(out / "train.gz"), str(out / "eval.gz")])
+    column_types = csv_examples.infer_column_types(shard.path)
+    with pytest.raises(OSError, match="disk full"):
+        csv_examples.write_shards(shard, column_types, fail_on_the_third_example)
+    assert list(out.iterdir()) == []
+
+
+def test_splitting_by_a_feature_is_refused_with_a_reason(data: Path, tmp_path: Path) -> None:
+    output_config = example_gen_pb2.Output()
+    output_config.CopyFrom(HASHED_OUTPUT)
+    output_config.split_config.partition_feature_name = "id"
+    with pytest.raises(ValueError, match="partition_feature_name is not supported"):
+        run_executor(csv_examples.Executor, data, tmp_path / "ours", output_config=output_config)
 
 
 def test_column_types_follow_tfx_rules(data: Path) -> None:
