@@ -1,6 +1,9 @@
 """Runs the real pipeline end to end on ~1,500 taxi trips, twice (the second from the cache)."""
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -15,6 +18,7 @@ from tests.models.conftest import serialized_example
 from tests.pipeline.conftest import run_cli
 
 pytestmark = pytest.mark.e2e
+REPO = Path(__file__).resolve().parents[2]
 
 TEST_CONFIG = """
 runner:
@@ -46,7 +50,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory, small_taxi_dir: Path) -> dict
     config = work / "test.yaml"
     config.write_text(TEST_CONFIG)
     output = work / "out"
-    results = {"output": output}
+    results = {"output": output, "config": config}
     # The second run goes through TFX (and its cache); the third takes the unchanged-inputs shortcut.
     for name, extra in (("first", []), ("second", ["--rerun-all"]), ("third", [])):
         summary = work / f"{name}.json"
@@ -90,6 +94,45 @@ def test_second_run_is_served_from_the_cache(runs: dict) -> None:
     cacheable = {k: v for k, v in second["executions"].items() if k != tfx_pipeline.BASELINE_RESOLVER}
     assert cacheable and all(state == "CACHED" for state in cacheable.values()), second["executions"]
     assert second["pushed_model"] == first["pushed_model"]
+
+
+@pytest.fixture(scope="module")
+def after_model_code_change(runs: dict, small_taxi_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """A run through TFX's cache (`--rerun-all`) with models/model.py edited, on the same outputs.
+
+    It runs in a fresh process from a copy of the project that links every file to this checkout
+    except an edited models/model.py, so every path in the pipeline stays the same; only the
+    Trainer's source fingerprint changes.
+    """
+    copy = tmp_path_factory.mktemp("edited-project")
+    for entry in REPO.iterdir():
+        if entry.name not in ("models", ".git", ".venv", ".local"):
+            (copy / entry.name).symlink_to(entry)
+    (copy / "models").mkdir()
+    for source in (REPO / "models").iterdir():
+        if source.name != "__pycache__":
+            (copy / "models" / source.name).symlink_to(source)
+    (copy / "models" / "model.py").unlink()
+    (copy / "models" / "model.py").write_text((REPO / "models" / "model.py").read_text() + "\n# edited\n")
+    summary = copy / "summary.json"
+    process = subprocess.run(
+        [sys.executable, "-m", "pipeline", "run-local", "--config", str(runs["config"]), "--data", str(small_taxi_dir),
+         "--output-dir", str(runs["output"]), "--summary-json", str(summary), "--rerun-all"],
+        cwd=copy, env={**os.environ, "PYTHONPATH": ""}, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert process.returncode == cli.EXIT_OK, process.stderr[-3000:]
+    return json.loads(summary.read_text())
+
+
+def test_a_model_code_change_reruns_only_the_trainer_and_what_follows(after_model_code_change: dict) -> None:
+    executions = after_model_code_change["executions"]
+    downstream = {tfx_pipeline.TRAINER, tfx_pipeline.EVALUATOR, tfx_pipeline.REGISTRATION, tfx_pipeline.PUSHER}
+    upstream = {
+        tfx_pipeline.EXAMPLE_GEN, tfx_pipeline.STATISTICS_GEN, tfx_pipeline.SCHEMA_GEN,
+        tfx_pipeline.EXAMPLE_VALIDATOR, tfx_pipeline.VALIDATION_GATE, tfx_pipeline.TRANSFORM,
+    }  # fmt: skip
+    assert {component: executions[component] for component in upstream} == dict.fromkeys(upstream, "CACHED")
+    assert {component: executions[component] for component in downstream} == dict.fromkeys(downstream, "COMPLETE")
 
 
 def test_unchanged_inputs_reuse_the_last_run_without_running_tfx(runs: dict) -> None:
