@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 import time
@@ -9,7 +10,7 @@ from typing import TextIO
 
 from pipeline.config import PipelineConfig
 from pipeline.memory import release_freed_memory, startup_objects_frozen
-from pipeline.progress import ProgressReporter
+from pipeline.progress import ProgressReporter, only_errors_from
 from pipeline.run_summary import RunSummary
 from pipeline.summary_reader import read_run_summary
 
@@ -33,7 +34,8 @@ def run_local(config: PipelineConfig, stream: TextIO = sys.stdout, verbose: bool
         absl_logger.propagate = False
     started = time.monotonic()
     try:
-        with startup_objects_frozen():
+        # TensorFlow's warnings too are shown only with --verbose.
+        with contextlib.nullcontext() if verbose else only_errors_from("tensorflow"), startup_objects_frozen():
             LocalDagRunner().run(pipeline)
     except BaseException:
         if reporter.running:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TextIO
 
@@ -57,3 +58,21 @@ class ProgressReporter(logging.Handler):
     def _print(self, line: str) -> None:
         self.stream.write(line + "\n")
         self.stream.flush()
+
+
+@contextlib.contextmanager
+def only_errors_from(logger_name: str) -> Iterator[None]:
+    """Drops the logger's records below ERROR until the block ends.
+
+    For TensorFlow's logger during a run: its deprecation notices and the warnings of TF1-mode
+    Transform ("Issue encountered when serializing ...", "probably safe to ignore") are noise next
+    to the progress lines. A filter rather than a level, which TensorFlow may set again.
+    """
+    logger = logging.getLogger(logger_name)
+    errors = logging.Filter()
+    errors.filter = lambda record: record.levelno >= logging.ERROR
+    logger.addFilter(errors)
+    try:
+        yield
+    finally:
+        logger.removeFilter(errors)
