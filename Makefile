@@ -21,7 +21,7 @@ PYTHON310 := $(shell \
 	  if [ -n "$$candidate" ] && "$$candidate" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 10))' 2>/dev/null; then \
 	    echo "$$candidate"; break; fi; done)
 
-RUN_ARGS := --config $(CONFIG) $(if $(DATA),--data $(DATA)) $(if $(OUT),--output-dir $(OUT))
+RUN_ARGS := --config $(CONFIG) $(if $(DATA),--data $(DATA)) $(if $(OUT),--output-dir $(OUT)) $(if $(VERBOSE),--verbose)
 
 .PHONY: help setup lock run-local test lint bench clean
 
@@ -43,7 +43,7 @@ lock: ## Re-resolve requirements.in into requirements.lock (then review the diff
 	$(UV) pip compile requirements.in --python-version 3.10 --python-platform x86_64-manylinux_2_28 \
 	  --generate-hashes --no-header --exclude-newer 2025-01-01 --index-url https://pypi.org/simple -o $(LOCK)
 
-run-local: setup ## Run the pipeline on this machine (CONFIG=, DATA=csv_dir, OUT=output_dir)
+run-local: setup ## Run the pipeline on this machine (CONFIG=, DATA=csv_dir, OUT=output_dir, VERBOSE=1 for TFX's logs)
 	$(PY) -m pipeline run-local $(RUN_ARGS)
 
 test: setup ## Run the tests, the end-to-end pipeline run included
