@@ -267,16 +267,16 @@ class Executor(BaseExampleGenExecutor):
         output_config = proto_utils.json_to_proto(
             exec_properties[standard_component_specs.OUTPUT_CONFIG_KEY], example_gen_pb2.Output()
         )
-        examples.split_names = artifact_utils.encode_split_names(
-            example_gen_utils.generate_output_split_names(input_config, output_config)
-        )
-        for split in artifact_utils.decode_split_names(examples.split_names):
-            fileio.makedirs(artifact_utils.get_split_uri([examples], split))
+        split_names = example_gen_utils.generate_output_split_names(input_config, output_config)
+        examples.split_names = artifact_utils.encode_split_names(split_names)
+        folders = {split: artifact_utils.get_split_uri([examples], split) for split in split_names}
+        for folder in folders.values():
+            fileio.makedirs(folder)
         with self._make_beam_pipeline() as pipeline:
-            for index, (pattern, split_names, partition) in enumerate(_split_plan(input_config, output_config)):
+            for index, (pattern, outputs, partition) in enumerate(_split_plan(input_config, output_config)):
                 files = _csv_files(exec_properties, pattern)
                 shards = [
-                    Shard(path, [_shard_name(examples, split, number, len(files)) for split in split_names])
+                    Shard(path, [_shard_name(folders[split], number, len(files)) for split in outputs])
                     for number, path in enumerate(files)
                 ]
                 csv_shards = pipeline | f"CsvFiles[{index}]" >> beam.Create(shards)
@@ -304,8 +304,7 @@ def _split_plan(
     return [(input_config.splits[0].pattern, [split.name for split in split_config.splits], partition)]
 
 
-def _shard_name(examples: Artifact, split: str, number: int, count: int) -> str:
-    folder = artifact_utils.get_split_uri([examples], split)
+def _shard_name(folder: str, number: int, count: int) -> str:
     return f"{folder}/{write_split.DEFAULT_FILE_NAME}-{number:05d}-of-{count:05d}.gz"
 
 

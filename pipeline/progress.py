@@ -69,10 +69,12 @@ def only_errors_from(logger_name: str) -> Iterator[None]:
     to the progress lines. A filter rather than a level, which TensorFlow may set again.
     """
     logger = logging.getLogger(logger_name)
-    errors = logging.Filter()
-    errors.filter = lambda record: record.levelno >= logging.ERROR
-    logger.addFilter(errors)
+    logger.addFilter(_is_error)
     try:
         yield
     finally:
-        logger.removeFilter(errors)
+        logger.removeFilter(_is_error)
+
+
+def _is_error(record: logging.LogRecord) -> bool:
+    return record.levelno >= logging.ERROR
