@@ -121,7 +121,7 @@ image: ## Build the pipeline image with Cloud Build, print its digest (PROJECT= 
 	  echo "IMAGE=$(IMAGE_REPO)@$$digest"
 
 standins: setup ## Serve fake Vertex AI (:8765) and Cloud Storage (:9023) for `make submit API_ENDPOINT=...`
-	$(PY) -m tests.standins.vertex_server --port 8765 --storage-port 9023 --bucket $(STANDINS_BUCKET)
+	$(PY) -m tools.standins.vertex_server --port 8765 --storage-port 9023 --bucket $(STANDINS_BUCKET)
 
 # ---- Model promotion (docs/promotion.md) -----------------------------------------------------
 ARGS ?=

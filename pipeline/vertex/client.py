@@ -13,7 +13,7 @@ AUTH_HINT = (
 def init_vertex(runner: VertexRunnerConfig, api_endpoint: str | None = None) -> None:
     """`aiplatform.init` for the runner's project and region.
 
-    With `api_endpoint` (e.g. http://127.0.0.1:8765, the fake server in tests/standins) the REST
+    With `api_endpoint` (e.g. http://127.0.0.1:8765, the fake server in tools/standins) the REST
     transport and anonymous credentials are used; without it, Application Default Credentials.
     """
     from google.cloud import aiplatform

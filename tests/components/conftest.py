@@ -16,7 +16,7 @@ from tests.models.conftest import (  # noqa: F401 (transformed: session fixture)
     transformed,
     trips,
 )
-from tests.standins.fixtures import storage_emulator, vertex_env  # noqa: F401 (the registration uploads)
+from tools.standins.fixtures import storage_emulator, vertex_env  # noqa: F401 (the registration uploads)
 
 EVAL_ROWS = 12
 

@@ -15,7 +15,7 @@ from components.registration.settings import RegistrySettings
 from components.registration.upload import pipeline_job_id, provenance_labels, register_version
 from components.smoke_test import SmokeTestError
 from tests.components.test_smoke_test import tiny_model
-from tests.standins.fixtures import VertexStandins, write_pipeline_spec
+from tools.standins.fixtures import VertexStandins, write_pipeline_spec
 
 PROJECT_NUMBER = "123456789012"
 IMAGE = "us-central1-docker.pkg.dev/my-tfx-dev/pipelines/taxi-tips@sha256:" + "0123456789abcdef" * 4

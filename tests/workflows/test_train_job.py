@@ -1,6 +1,6 @@
 """train.yaml's shell steps, in order, as GitHub would run them: the image build (against a
 stand-in `gcloud` that records its calls), then `make compile` and `make submit` against the
-fake Vertex AI server and the Cloud Storage emulator (tests/standins).
+fake Vertex AI server and the Cloud Storage emulator (tools/standins).
 
 The job runs in a copy of the repository (sharing .venv) so that build/ and the step files
 stay out of the work tree. The Makefile takes API_ENDPOINT and POLL from the environment when
@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from tests.standins.fixtures import VertexStandins, vertex_standins
+from tools.standins.fixtures import VertexStandins, vertex_standins
 from tests.workflows.workflows import REPO_ROOT, JobRun, jobs, load_workflow, run_steps
 
 TRAIN = jobs(load_workflow(REPO_ROOT / ".github" / "workflows" / "train.yaml"))["train"]

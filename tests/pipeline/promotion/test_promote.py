@@ -12,7 +12,7 @@ from components.registration.settings import RegistrySettings
 from components.registration.upload import register_version
 from pipeline import cli
 from pipeline.config import vertex_config_path
-from tests.standins.fixtures import VertexStandins
+from tools.standins.fixtures import VertexStandins
 
 MODEL = "taxi-tips"
 ENDPOINT = "taxi-tips-dev"  # configs/vertex-dev.yaml

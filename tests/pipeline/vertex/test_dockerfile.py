@@ -105,7 +105,7 @@ def test_dockerignore_keeps_credentials_and_local_state_out() -> None:
         ".local/metadata/m.sqlite",
         "build/dev/pipeline.json",
         ".git/config",
-        "tests/standins/vertex_server.py",
+        "tools/standins/vertex_server.py",
         "pipeline/__pycache__/cli.cpython-310.pyc",
     ):
         assert ignored(path, patterns), path

@@ -9,7 +9,7 @@ import yaml
 
 from pipeline import cli
 from pipeline.config import vertex_config_path
-from tests.standins.fixtures import VertexStandins
+from tools.standins.fixtures import VertexStandins
 
 PROD_ACCOUNT = "tfx-pipelines@my-tfx-prod.iam.gserviceaccount.com"
 

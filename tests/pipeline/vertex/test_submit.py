@@ -13,7 +13,7 @@ import yaml
 
 from pipeline import cli
 from pipeline.config import vertex_config_path
-from tests.standins.fixtures import DEFAULT_PROJECT_NUMBER, VertexStandins
+from tools.standins.fixtures import DEFAULT_PROJECT_NUMBER, VertexStandins
 
 DEV_BUCKET = "my-tfx-dev-pipelines"
 PROD_BUCKET = "my-tfx-prod-pipelines"

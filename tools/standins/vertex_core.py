@@ -211,7 +211,7 @@ class Router:
         raise ApiError(
             501,
             f"The fake Vertex AI server has no handler for {method} {path!r}; "
-            "add a route in a surface module (see tests/standins/vertex_core.py).",
+            "add a route in a surface module (see tools/standins/vertex_core.py).",
         )
 
 

@@ -2,7 +2,7 @@
 
 Use from any test module::
 
-    from tests.standins.fixtures import vertex_standins
+    from tools.standins.fixtures import vertex_standins
 
     def test_something():
         with vertex_standins() as env:
@@ -12,7 +12,7 @@ Use from any test module::
 or make the pytest fixtures available in a folder by importing them in its
 ``conftest.py``::
 
-    from tests.standins.fixtures import (  # noqa: F401
+    from tools.standins.fixtures import (  # noqa: F401
         fast_vertex_polling,
         storage_emulator,
         vertex_env,
@@ -34,10 +34,10 @@ from typing import Any
 
 import pytest
 
-from tests.standins.gcs_emulator import StorageEmulator
-from tests.standins.vertex_models import ModelsSurface
-from tests.standins.vertex_pipelines import DEFAULT_JOB_STATES
-from tests.standins.vertex_server import FakeVertexServer
+from tools.standins.gcs_emulator import StorageEmulator
+from tools.standins.vertex_models import ModelsSurface
+from tools.standins.vertex_pipelines import DEFAULT_JOB_STATES
+from tools.standins.vertex_server import FakeVertexServer
 
 DEFAULT_PROJECT = "test-project"
 DEFAULT_PROJECT_NUMBER = "123456789012"

@@ -51,7 +51,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
-from tests.standins.vertex_core import (
+from tools.standins.vertex_core import (
     TYPE_URL_PREFIX,
     ApiError,
     JsonDict,

@@ -8,7 +8,7 @@ from google.api_core import exceptions
 from google.cloud import aiplatform
 
 from models import features
-from tests.standins.fixtures import DEFAULT_PROJECT_NUMBER, VertexStandins
+from tools.standins.fixtures import DEFAULT_PROJECT_NUMBER, VertexStandins
 
 SERVING_IMAGE = "us-docker.pkg.dev/vertex-ai/prediction/tf2-cpu.2-15:latest"
 PARENT = f"projects/{DEFAULT_PROJECT_NUMBER}/locations/us-central1"

@@ -38,7 +38,7 @@ from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from tests.standins.vertex_core import (
+from tools.standins.vertex_core import (
     ApiError,
     JsonDict,
     OperationStore,

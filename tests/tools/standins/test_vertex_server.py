@@ -22,15 +22,15 @@ from google.cloud.aiplatform import initializer
 from google.cloud.aiplatform_v1.types import PipelineState, PipelineTaskDetail
 from google.cloud.aiplatform_v1.types import Schedule as GcaSchedule
 
-from tests.standins.fixtures import (
+from tools.standins.fixtures import (
     DEFAULT_PROJECT_NUMBER,
     VertexStandins,
     vertex_standins,
     write_pipeline_spec,
 )
-from tests.standins.vertex_server import FakeVertexServer
+from tools.standins.vertex_server import FakeVertexServer
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[3]
 SERVICE_ACCOUNT = "pipelines@test-project.iam.gserviceaccount.com"
 NETWORK = f"projects/{DEFAULT_PROJECT_NUMBER}/global/networks/ml-vpc"
 JOB_PATH = r"/pipelineJobs/[^/:]+$"
@@ -499,7 +499,7 @@ def test_standalone_entry_point_prints_urls() -> None:
     command = [
         sys.executable,
         "-m",
-        "tests.standins.vertex_server",
+        "tools.standins.vertex_server",
         "--port",
         "0",
         "--storage-port",

@@ -6,7 +6,7 @@ Point ``google-cloud-aiplatform`` at it with::
                     api_endpoint=server.base_url, api_transport="rest",
                     credentials=AnonymousCredentials(), staging_bucket="gs://...")
 
-(``tests.standins.fixtures.vertex_standins`` does this plus the storage
+(``tools.standins.fixtures.vertex_standins`` does this plus the storage
 emulator).  Surfaces served today: pipelineJobs, schedules and the
 long-running operations they create; see ``vertex_pipelines.py``.  Further
 surfaces plug in through :meth:`FakeVertexServer.install` or
@@ -46,7 +46,7 @@ status, including injected faults.
 
 Standalone::
 
-    python -m tests.standins.vertex_server --port 8765 --storage-port 9023
+    python -m tools.standins.vertex_server --port 8765 --storage-port 9023
 
 prints ``VERTEX_API_ENDPOINT=...`` / ``STORAGE_EMULATOR_HOST=...`` lines and
 serves until interrupted.
@@ -69,7 +69,7 @@ from types import FrameType, TracebackType
 from typing import Any, Literal, TypeVar
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from tests.standins.vertex_core import (
+from tools.standins.vertex_core import (
     API_VERSION_PREFIXES,
     ApiError,
     Handler,
@@ -84,7 +84,7 @@ from tests.standins.vertex_core import (
     error_body,
     utc_now,
 )
-from tests.standins.vertex_pipelines import (
+from tools.standins.vertex_pipelines import (
     DEFAULT_JOB_STATES,
     JobScript,
     PipelineJobView,
@@ -483,7 +483,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     signal.signal(signal.SIGINT, _on_signal)
     signal.signal(signal.SIGTERM, _on_signal)
-    from tests.standins.vertex_models import ModelsSurface
+    from tools.standins.vertex_models import ModelsSurface
 
     server = FakeVertexServer(
         args.host,
@@ -498,7 +498,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.storage_port is None:
             _wait(stop)
             return 0
-        from tests.standins.gcs_emulator import StorageEmulator
+        from tools.standins.gcs_emulator import StorageEmulator
 
         with StorageEmulator(args.host, args.storage_port, default_bucket=args.bucket) as storage:
             print(f"STORAGE_EMULATOR_HOST={storage.url}", flush=True)

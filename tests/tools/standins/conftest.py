@@ -1,6 +1,6 @@
 """Expose the stand-in fixtures to the tests in this folder."""
 
-from tests.standins.fixtures import (  # noqa: F401
+from tools.standins.fixtures import (  # noqa: F401
     fast_vertex_polling,
     storage_emulator,
     vertex_env,
