@@ -21,8 +21,8 @@ from typing import Any
 
 import pytest
 
-from tools.standins.fixtures import VertexStandins, vertex_standins
 from tests.workflows.workflows import REPO_ROOT, JobRun, jobs, load_workflow, run_steps
+from tools.standins.fixtures import VertexStandins, vertex_standins
 
 TRAIN = jobs(load_workflow(REPO_ROOT / ".github" / "workflows" / "train.yaml"))["train"]
 SHA = "3f2a9c0d4e5b6a7980112233445566778899aabb"
