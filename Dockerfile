@@ -26,6 +26,8 @@ COPY pipeline/ pipeline/
 COPY components/ components/
 COPY models/ models/
 COPY configs/ configs/
+# The curated schema travels with the code it was reviewed with: SchemaGen reads it from here.
+COPY schema/ schema/
 
 # The Keras choice made everywhere model code runs (TFT and TFMA need Keras 2).
 ENV PYTHONPATH=/pipeline \

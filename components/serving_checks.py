@@ -14,7 +14,7 @@ from typing import Any
 
 from models import features
 
-# JSON value of one raw feature in an instance: what Vertex AI `instances` and `serving_raw` take.
+# JSON value of one raw feature in an instance: what Vertex AI `instances` and `serving_default` take.
 FeatureValue = float | int | str
 Instance = dict[str, FeatureValue]
 

@@ -2,9 +2,10 @@
 on Vertex AI Pipelines.
 
 The model is loaded the way a server loads it, and a few rows of the eval split go through both
-serving signatures: as serialized tf.Examples (`serving_default`) and as raw feature values
-(`serving_raw`, the JSON `instances` of a Vertex AI endpoint). It passes when each signature
-answers one finite probability in [0, 1] per row, shaped [rows, 1], and both answer the same.
+serving signatures: as raw feature values (`serving_default`, which TF Serving behind a Vertex AI
+endpoint calls with the request's JSON `instances`) and as serialized tf.Examples
+(`serving_examples`, for TFMA and batch prediction). It passes when each signature answers one
+finite probability in [0, 1] per row, shaped [rows, 1], and both answer the same.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ class SmokeTestResult:
 
     def summary(self) -> str:
         return (
-            f"passed: {self.rows} eval rows through {serving.DEFAULT_SIGNATURE} and {serving.RAW_SIGNATURE}, "
+            f"passed: {self.rows} eval rows through {serving.DEFAULT_SIGNATURE} and {serving.EXAMPLES_SIGNATURE}, "
             f"probabilities {min(self.probabilities):.3f}..{max(self.probabilities):.3f}, "
             f"largest difference between the signatures {self.max_difference:.1e}"
         )
@@ -52,7 +53,7 @@ def read_examples(split_dir: str, limit: int) -> list[bytes]:
 
 
 def raw_instances(serialized: Sequence[bytes], signature: Mapping[str, tf.TensorSpec]) -> list[Instance]:
-    """The rows as Vertex AI `instances`: one JSON value per input of `serving_raw`.
+    """The rows as Vertex AI `instances`: one JSON value per input of `serving_default`.
 
     A feature a row lacks is sent as 0 or '', which Transform's fill-in treats like a missing value.
     """
@@ -82,28 +83,42 @@ def run_smoke_test(model_dir: str, serialized: Sequence[bytes]) -> SmokeTestResu
         model = tf.saved_model.load(model_dir)
     except (OSError, ValueError) as error:  # missing or unreadable SavedModel
         raise SmokeTestError(f"cannot load the SavedModel in {model_dir}: {error}") from error
-    missing = {serving.DEFAULT_SIGNATURE, serving.RAW_SIGNATURE} - set(model.signatures)
+    missing = {serving.DEFAULT_SIGNATURE, serving.EXAMPLES_SIGNATURE} - set(model.signatures)
     if missing:
         raise SmokeTestError(f"the SavedModel lacks the signatures {sorted(missing)}")
 
-    from_examples = _call(model, serving.DEFAULT_SIGNATURE, examples=tf.constant(list(serialized)))
-    signature = model.signatures[serving.RAW_SIGNATURE].structured_input_signature[1]
+    signature = model.signatures[serving.DEFAULT_SIGNATURE].structured_input_signature[1]
+    _require_raw_feature_inputs(signature, serialized[0])
+    from_examples = _call(model, serving.EXAMPLES_SIGNATURE, examples=tf.constant(list(serialized)))
     instances = raw_instances(serialized, signature)
     columns = {key: tf.constant([i[key] for i in instances], spec.dtype) for key, spec in signature.items()}
-    from_instances = _call(model, serving.RAW_SIGNATURE, **columns)
+    from_instances = _call(model, serving.DEFAULT_SIGNATURE, **columns)
 
     rows = len(serialized)
-    problems = [f"{serving.DEFAULT_SIGNATURE}: {p}" for p in _shape_problems(from_examples, rows)]
-    problems += [f"{serving.RAW_SIGNATURE}: {p}" for p in _shape_problems(from_instances, rows)]
+    problems = [f"{serving.DEFAULT_SIGNATURE}: {p}" for p in _shape_problems(from_instances, rows)]
+    problems += [f"{serving.EXAMPLES_SIGNATURE}: {p}" for p in _shape_problems(from_examples, rows)]
     if problems:
         raise SmokeTestError("; ".join(problems))
     difference = float(tf.reduce_max(tf.abs(from_examples - from_instances)))
     if difference > TOLERANCE:
         raise SmokeTestError(
-            f"{serving.DEFAULT_SIGNATURE} and {serving.RAW_SIGNATURE} disagree on the same rows by up to "
+            f"{serving.DEFAULT_SIGNATURE} and {serving.EXAMPLES_SIGNATURE} disagree on the same rows by up to "
             f"{difference:.2e} (allowed {TOLERANCE:.0e})"
         )
-    return SmokeTestResult(rows, tuple(float(p) for p in from_examples.numpy()[:, 0]), difference)
+    return SmokeTestResult(rows, tuple(float(p) for p in from_instances.numpy()[:, 0]), difference)
+
+
+def _require_raw_feature_inputs(signature: Mapping[str, tf.TensorSpec], example_row: bytes) -> None:
+    """serving_default must take raw feature values: a Vertex AI predict request cannot name another
+    signature, so TF Serving calls this one with the request's JSON instances."""
+    features = set(tf.train.Example.FromString(example_row).features.feature)
+    unknown = sorted(set(signature) - features)
+    if unknown and len(unknown) == len(signature):
+        raise SmokeTestError(
+            f"{serving.DEFAULT_SIGNATURE} takes {unknown}, not raw feature values: Vertex AI endpoints call "
+            f"{serving.DEFAULT_SIGNATURE} with the request's instances ({{{', '.join(sorted(features)[:3])}, ...}}), "
+            "so every prediction would fail; export the tf.Example signature under another name"
+        )
 
 
 def _call(model: tf.Module, name: str, **inputs: tf.Tensor) -> tf.Tensor:

@@ -1,8 +1,10 @@
 """Serving signatures: every entry point applies the Transform graph before the model.
 
-- `serving_default`: serialized `tf.Example`s (no label) -> {"probabilities": [batch, 1]}.
-- `serving_raw`: one tensor per raw feature, the shape of the JSON `instances` that Vertex AI
-  endpoints send ({"fare": 12.5, "payment_type": "Cash", ...}) -> {"probabilities": [batch, 1]}.
+- `serving_default`: one tensor per raw feature, the JSON `instances` that Vertex AI endpoints send
+  ({"fare": 12.5, "payment_type": "Cash", ...}) -> {"probabilities": [batch, 1]}. A Vertex AI predict
+  request cannot name a signature: TF Serving behind the endpoint always calls this one.
+- `serving_examples`: serialized `tf.Example`s (no label) -> {"probabilities": [batch, 1]}, for TFMA
+  and for batch prediction from TFRecord files.
 - `transform_features`: serialized examples -> transformed features and label, for TFMA.
 """
 
@@ -15,7 +17,7 @@ from tensorflow_transform.saved import saved_transform_io_v2
 from models import features
 
 DEFAULT_SIGNATURE = "serving_default"
-RAW_SIGNATURE = "serving_raw"
+EXAMPLES_SIGNATURE = "serving_examples"
 TRANSFORM_SIGNATURE = "transform_features"
 
 
@@ -59,8 +61,8 @@ def export(model: tf.keras.Model, tf_transform_output: tft.TFTransformOutput, ex
         exported,
         export_dir,
         signatures={
-            DEFAULT_SIGNATURE: serve_examples,
-            RAW_SIGNATURE: serve_instances.get_concrete_function(),
+            DEFAULT_SIGNATURE: serve_instances.get_concrete_function(),
+            EXAMPLES_SIGNATURE: serve_examples,
             TRANSFORM_SIGNATURE: transform_features,
         },
     )

@@ -243,9 +243,17 @@ def _check_runner_constraints(config: PipelineConfig, sources: dict[tuple[str, .
                     f"{source}: {section}: only runner 'vertex' uses it (runner.kind is '{config.runner.kind}')"
                 )
         return
+    schema_path = config.schema_path
+    if schema_path is not None and "://" not in schema_path and not _inside_the_image(schema_path):
+        source = _source_of(("schema_path",), sources) or " + ".join(files)
+        raise ConfigError(
+            f"{source}: schema_path: runner 'vertex' reads it from the pipeline image, expected a path relative "
+            f"to the repository such as schema/schema.pbtxt (the Dockerfile copies schema/), a gs:// path, or "
+            f"null (got {schema_path!r})"
+        )
     checks = [(("data", "path"), config.data.path, "a gs:// folder of CSV files")]
-    if config.schema_path is not None:
-        checks.append((("schema_path",), config.schema_path, "a gs:// path to schema.pbtxt, or null"))
+    if schema_path is not None and "://" in schema_path:
+        checks.append((("schema_path",), schema_path, "a gs:// path to schema.pbtxt, or a relative path"))
     for location, value, expected in checks:
         if value is None or not re.match(GCS_PATH, value):
             # An unset value is the fault of the file that chose the vertex runner.
@@ -255,6 +263,12 @@ def _check_runner_constraints(config: PipelineConfig, sources: dict[tuple[str, .
                 f"{source}: {'.'.join(location)}: runner 'vertex' reads it from Google Cloud, "
                 f"expected {expected} (got {value!r})"
             )
+
+
+def _inside_the_image(path: str) -> bool:
+    """A relative path that stays inside the repository, whose files the image holds."""
+    parts = Path(path).parts
+    return bool(parts) and not Path(path).is_absolute() and not path.startswith("~") and ".." not in parts
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:

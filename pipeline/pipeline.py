@@ -37,7 +37,7 @@ from components.curated_schema import CuratedSchemaGen, schema_fingerprint
 from components.registration.component import ModelRegistration
 from components.registration.settings import RegistrySettings
 from components.validation_gate import VALIDATED_SCHEMA_KEY, ValidationGate
-from models import features
+from models import features, serving
 from models.preprocessing import FORCE_TF_COMPAT_V1
 from pipeline import data, fingerprint, preflight
 from pipeline.config import LocalRunnerConfig, PipelineConfig, VertexRunnerConfig
@@ -164,11 +164,8 @@ def create_components(config: PipelineConfig, serving_dir: str) -> list:
     ).with_id(EXAMPLE_GEN)
 
     statistics_gen = StatisticsGen(examples=example_gen.outputs["examples"]).with_id(STATISTICS_GEN)
-    schema_file = preflight.schema_file(config)
-    if schema_file:
-        # A local file's content hash joins the cache key: an edited schema is imported again.
-        schema_hash = None if "://" in schema_file else schema_fingerprint(schema_file)
-        schema_gen = CuratedSchemaGen(schema_file=schema_file, fingerprint=schema_hash).with_id(SCHEMA_GEN)
+    if config.schema_path:
+        schema_gen = curated_schema_gen(config, config.schema_path).with_id(SCHEMA_GEN)
     else:
         schema_gen = SchemaGen(statistics=statistics_gen.outputs["statistics"], infer_feature_shape=True).with_id(
             SCHEMA_GEN
@@ -273,6 +270,21 @@ def create_components(config: PipelineConfig, serving_dir: str) -> list:
     ]
 
 
+def curated_schema_gen(config: PipelineConfig, path: str) -> CuratedSchemaGen:
+    """Imports the curated schema, keyed on its content so that an edit is imported again.
+
+    Locally it is read from the repository. On Vertex AI a relative `schema_path` is compiled as
+    given and read from the pipeline image, which holds `schema/` (the Dockerfile copies it): the
+    schema always matches the code it was reviewed with. A gs:// schema is read as given, and its
+    content is not known when compiling.
+    """
+    if "://" in path:
+        return CuratedSchemaGen(schema_file=path)
+    local_file = str(preflight.REPO_ROOT / path)
+    in_spec = path if isinstance(config.runner, VertexRunnerConfig) else local_file
+    return CuratedSchemaGen(schema_file=in_spec, fingerprint=schema_fingerprint(local_file))
+
+
 def registry_settings(config: PipelineConfig) -> RegistrySettings | None:
     """Where ModelRegistration uploads: the `registry` section on Vertex AI; None = smoke test only."""
     if not isinstance(config.runner, VertexRunnerConfig) or config.registry is None:
@@ -326,9 +338,9 @@ def eval_config(config: PipelineConfig) -> tfma.EvalConfig:
                 # Saved with tf.saved_model.save: without this, TFMA first tries (and fails) to load it
                 # as a Keras model, with a warning.
                 model_type=tfma.constants.TF_GENERIC,
-                signature_name="serving_default",
+                signature_name=serving.EXAMPLES_SIGNATURE,
                 label_key=features.LABEL_XF,
-                preprocessing_function_names=["transform_features"],
+                preprocessing_function_names=[serving.TRANSFORM_SIGNATURE],
             )
         ],
         slicing_specs=[tfma.SlicingSpec()]

@@ -21,7 +21,7 @@ def test_the_exported_model_passes(model_uri: Path, examples_uri: Path) -> None:
     assert result.rows == 5
     assert all(0.0 <= p <= 1.0 for p in result.probabilities)
     assert result.max_difference <= 1e-4
-    assert result.summary().startswith("passed: 5 eval rows through serving_default and serving_raw")
+    assert result.summary().startswith("passed: 5 eval rows through serving_default and serving_examples")
 
 
 def test_reads_at_most_the_limit_and_needs_files(examples_uri: Path) -> None:
@@ -45,18 +45,18 @@ def test_raw_instances_fill_missing_features_like_transform(examples_uri: Path) 
 
 def tiny_model(
     folder: Path,
-    default: Callable[[tf.Tensor], tf.Tensor],
+    from_fares: Callable[[tf.Tensor], tf.Tensor],
     raw: Callable[[tf.Tensor], tf.Tensor],
-    names: tuple[str, str] = (serving.DEFAULT_SIGNATURE, serving.RAW_SIGNATURE),
+    names: tuple[str, str] = (serving.EXAMPLES_SIGNATURE, serving.DEFAULT_SIGNATURE),
 ) -> str:
-    """A SavedModel with both signatures' inputs; `default`/`raw` map a batch of fares to outputs."""
+    """A SavedModel with both signatures' inputs; `from_fares`/`raw` map a batch of fares to outputs."""
 
     class Tiny(tf.Module):
         @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
         def from_examples(self, examples: tf.Tensor) -> dict[str, tf.Tensor]:
             parsed = tf.io.parse_example(examples, {"fare": tf.io.VarLenFeature(tf.float32)})
             fares = tf.sparse.to_dense(parsed["fare"])[:, 0]
-            return {"probabilities": default(fares)}
+            return {"probabilities": from_fares(fares)}
 
         @tf.function(input_signature=[{"fare": tf.TensorSpec([None], tf.float32, name="fare")}])
         def from_instances(self, instances: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
@@ -74,23 +74,30 @@ def probability(fares: tf.Tensor) -> tf.Tensor:
 
 
 @pytest.mark.parametrize(
-    ("default", "raw", "message"),
+    ("parsed", "raw", "message"),
     [
-        (lambda f: probability(f) + 1.0, probability, "serving_default: prediction 0: outside [0, 1]"),
-        (probability, lambda f: tf.sigmoid(f), "serving_raw: output shape [5], expected [5, 1]"),
+        (lambda f: probability(f) + 1.0, probability, "serving_examples: prediction 0: outside [0, 1]"),
+        (probability, lambda f: tf.sigmoid(f), "serving_default: output shape [5], expected [5, 1]"),
         (probability, lambda f: probability(f) * 0.5, "disagree on the same rows by up to"),
         (lambda f: probability(f) * float("nan"), lambda f: probability(f) * float("nan"), "not finite: nan"),
     ],
 )
-def test_a_model_that_answers_badly_fails(tmp_path: Path, examples_uri: Path, default, raw, message: str) -> None:
+def test_a_model_that_answers_badly_fails(tmp_path: Path, examples_uri: Path, parsed, raw, message: str) -> None:
     rows = read_examples(str(examples_uri / "Split-eval"), limit=5)
     with pytest.raises(SmokeTestError, match=message.replace("[", r"\[").replace("]", r"\]")):
-        run_smoke_test(tiny_model(tmp_path, default, raw), rows)
+        run_smoke_test(tiny_model(tmp_path, parsed, raw), rows)
 
 
-def test_a_model_without_the_raw_signature_fails(tmp_path: Path, examples_uri: Path) -> None:
-    path = tiny_model(tmp_path, probability, probability, names=(serving.DEFAULT_SIGNATURE, "predict"))
-    with pytest.raises(SmokeTestError, match=r"lacks the signatures \['serving_raw'\]"):
+def test_a_model_whose_default_signature_takes_examples_fails(tmp_path: Path, examples_uri: Path) -> None:
+    """Vertex AI endpoints call serving_default with raw feature instances: every canary would fail."""
+    path = tiny_model(tmp_path, probability, probability, names=(serving.DEFAULT_SIGNATURE, serving.EXAMPLES_SIGNATURE))
+    with pytest.raises(SmokeTestError, match=r"serving_default takes \['examples'\], not raw feature values"):
+        run_smoke_test(path, read_examples(str(examples_uri / "Split-eval"), limit=2))
+
+
+def test_a_model_without_the_examples_signature_fails(tmp_path: Path, examples_uri: Path) -> None:
+    path = tiny_model(tmp_path, probability, probability, names=("predict", serving.DEFAULT_SIGNATURE))
+    with pytest.raises(SmokeTestError, match=r"lacks the signatures \['serving_examples'\]"):
         run_smoke_test(path, read_examples(str(examples_uri / "Split-eval"), limit=2))
     with pytest.raises(SmokeTestError, match="cannot load the SavedModel"):
         run_smoke_test(str(tmp_path / "nowhere"), read_examples(str(examples_uri / "Split-eval"), limit=2))

@@ -30,21 +30,21 @@ def test_exported_signatures_apply_the_transform_and_return_probabilities(transf
     loaded = tf.saved_model.load(str(tmp_path))
     assert set(loaded.signatures) == {
         serving.DEFAULT_SIGNATURE,
-        serving.RAW_SIGNATURE,
+        serving.EXAMPLES_SIGNATURE,
         serving.TRANSFORM_SIGNATURE,
     }
     sample = trips(4)
-    from_examples = loaded.signatures[serving.DEFAULT_SIGNATURE](
+    from_examples = loaded.signatures[serving.EXAMPLES_SIGNATURE](
         examples=tf.constant([serialized_example(trip) for trip in sample])
     )["probabilities"].numpy()
 
     instances = [raw_instance(trip) for trip in sample]
-    raw_inputs = loaded.signatures[serving.RAW_SIGNATURE].structured_input_signature[1]
+    raw_inputs = loaded.signatures[serving.DEFAULT_SIGNATURE].structured_input_signature[1]
     columns = {
         key: tf.constant([instance[key] if instance[key] is not None else 0 for instance in instances], spec.dtype)
         for key, spec in raw_inputs.items()
     }
-    from_instances = loaded.signatures[serving.RAW_SIGNATURE](**columns)["probabilities"].numpy()
+    from_instances = loaded.signatures[serving.DEFAULT_SIGNATURE](**columns)["probabilities"].numpy()
 
     assert from_examples.shape == (4, 1)
     assert ((from_examples >= 0) & (from_examples <= 1)).all()

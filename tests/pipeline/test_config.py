@@ -159,8 +159,12 @@ def test_unknown_environment_lists_the_known_ones() -> None:
             "data.path: runner 'vertex' reads it from Google Cloud, expected a gs:// folder",
         ),
         (
-            "schema_path: schema/schema.pbtxt\n",
-            "schema_path: runner 'vertex' reads it from Google Cloud, expected a gs:// path",
+            "schema_path: /home/me/schema.pbtxt\n",
+            "schema_path: runner 'vertex' reads it from the pipeline image, expected a path relative to the repository",
+        ),
+        (
+            "schema_path: ../elsewhere/schema.pbtxt\n",
+            "schema_path: runner 'vertex' reads it from the pipeline image",
         ),
     ],
 )

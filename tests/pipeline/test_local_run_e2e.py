@@ -149,7 +149,7 @@ def test_pushed_model_serves_raw_instances_and_serialized_examples(runs: dict) -
     assert pushed.is_relative_to(runs["output"]) and (pushed / "saved_model.pb").exists()
     model = tf.saved_model.load(str(pushed))
 
-    raw = model.signatures[serving.RAW_SIGNATURE]
+    raw = model.signatures[serving.DEFAULT_SIGNATURE]
     specs = raw.structured_input_signature[1]
     columns = {key: tf.constant([i[key] for i in INSTANCES], spec.dtype) for key, spec in specs.items()}
     from_instances = raw(**columns)["probabilities"].numpy()
@@ -160,6 +160,6 @@ def test_pushed_model_serves_raw_instances_and_serialized_examples(runs: dict) -
 
     examples = [serialized_example({k: [v.encode() if isinstance(v, str) else v] for k, v in i.items()})
                 for i in INSTANCES]  # fmt: skip
-    from_examples = model.signatures[serving.DEFAULT_SIGNATURE](examples=tf.constant(examples))["probabilities"]
+    from_examples = model.signatures[serving.EXAMPLES_SIGNATURE](examples=tf.constant(examples))["probabilities"]
     assert from_examples.shape == (2, 1)
     assert ((from_examples.numpy() >= 0) & (from_examples.numpy() <= 1)).all()

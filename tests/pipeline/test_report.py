@@ -95,7 +95,7 @@ def test_statistics_anomalies_schema_and_verdict_are_this_run_s(report: str, goo
 
 def test_signatures_are_the_model_s(report: str) -> None:
     signatures = re.search(r'<section id="signatures">(.*?)</section>', report).group(1)
-    for name in ("serving_default", "serving_raw", "transform_features"):
+    for name in ("serving_default", "serving_examples", "transform_features"):
         assert f"<b>{name}</b>" in signatures
     assert "examples: string [None]" in signatures and "probabilities: float32 [None, 1]" in signatures
     assert "payment_type: string [None]" in signatures

@@ -21,6 +21,7 @@ from tests.workflows.workflows import (
     triggers,
     workflow_files,
 )
+from tools.standins.containers import read_dockerfile
 
 WORKFLOWS = {path.name: load_workflow(path) for path in workflow_files()}
 AUTH = "google-github-actions/auth"
@@ -44,9 +45,12 @@ def test_train_runs_on_pushes_to_main_that_change_the_pipeline_or_by_hand() -> N
     on = triggers(WORKFLOWS["train.yaml"])
     assert set(on) == {"push", "workflow_dispatch"}
     assert on["push"]["branches"] == ["main"]
-    assert set(on["push"]["paths"]) == {
-        "pipeline/**", "components/**", "models/**", "configs/**", "Dockerfile", "requirements.lock",
-    }  # fmt: skip
+    # Whatever goes into the pipeline image, the schema included, starts a run when it changes.
+    copied = {source for source, _ in read_dockerfile(REPO_ROOT / "Dockerfile").copies}
+    folders = {source for source in copied if source.endswith("/")}
+    files = {source for source in copied - folders if not any(source.startswith(f) for f in folders)}
+    assert set(on["push"]["paths"]) == {f"{folder}**" for folder in folders} | files | {"Dockerfile"}
+    assert "schema/**" in on["push"]["paths"]
     assert on["workflow_dispatch"]["inputs"] == {
         "wait": {"description": on["workflow_dispatch"]["inputs"]["wait"]["description"], "type": "boolean",
                  "default": False},

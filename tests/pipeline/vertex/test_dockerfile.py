@@ -14,7 +14,15 @@ from pipeline.vertex.training import TRAINING_ENV
 REPO = Path(__file__).resolve().parents[3]
 DOCKERFILE = REPO / "Dockerfile"
 DOCKERIGNORE = REPO / ".dockerignore"
-COPIED_SOURCES = {"pipeline/", "components/", "models/", "configs/", "requirements.lock", "pipeline/vertex/lockfile.py"}
+COPIED_SOURCES = {
+    "pipeline/",
+    "components/",
+    "models/",
+    "configs/",
+    "schema/",
+    "requirements.lock",
+    "pipeline/vertex/lockfile.py",
+}
 
 
 def instructions(text: str) -> list[tuple[str, str]]:
