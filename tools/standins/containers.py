@@ -16,10 +16,12 @@ layers them.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -64,14 +66,19 @@ class RunningContainer:
     def wait(self, timeout: float | None = None) -> int:
         return self.process.wait(timeout)
 
-    def stop(self, grace_seconds: float = 5.0) -> None:
+    def signal(self, signum: int = signal.SIGTERM) -> None:
+        """Sends `signum` to the container's processes (its process group), as `docker stop` does."""
         if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(grace_seconds)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signum)
+
+    def stop(self, grace_seconds: float = 5.0) -> None:
+        self.signal()
+        try:
+            self.process.wait(grace_seconds)
+        except subprocess.TimeoutExpired:
+            self.signal(signal.SIGKILL)
+            self.process.wait()
 
     def log_tail(self, lines: int = 30) -> str:
         """The last lines the container wrote (stdout and stderr together)."""

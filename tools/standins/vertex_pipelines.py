@@ -17,7 +17,13 @@ DELETE   {parent}/schedules/ID                       delete -> Operation
 POST     {parent}/schedules/ID:pause|:resume         pause / resume -> Empty
 =======  ==========================================  ===========================
 
-Job state is driven by a *script*: a list of ``PipelineState`` names.  The
+With a :class:`JobExecutor` installed (``PipelinesSurface(executor=...)``,
+see ``pipeline_runs.py``) a created job is *executed*: its tasks run on this
+machine and the job's state and ``jobDetail`` follow the execution.  A job
+given a script (below) is played from the script instead, for tests of how
+clients handle states that are hard to provoke.
+
+Without an executor, job state is driven by a *script*: a list of ``PipelineState`` names.  The
 create call answers with the first state and every GET of that job moves one
 step forward; the last state sticks.  With the default script
 ``PENDING, RUNNING, SUCCEEDED`` a job has succeeded on its second GET; a
@@ -35,8 +41,9 @@ import datetime as dt
 import itertools
 import re
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from tools.standins.vertex_core import (
     ApiError,
@@ -107,6 +114,16 @@ _JOB_ID_PATTERN = re.compile(r"[a-z][-a-z0-9]{0,127}")
 
 FAILED_PRECONDITION_CODE = 9
 DEFAULT_CANCELLATION = {"code": 1, "message": "The pipeline job was cancelled."}
+
+
+class Execution(Protocol):
+    def cancel(self) -> None: ...
+
+
+class JobExecutor(Protocol):
+    """Runs a created PipelineJob; `publish` merges fields (state, jobDetail, error...) into it."""
+
+    def start(self, job: JsonDict, parent: str, publish: Callable[[JsonDict], None]) -> Execution: ...
 
 
 def pipeline_state(state: str) -> str:
@@ -273,6 +290,7 @@ class _JobRecord:
     task_details: tuple[JsonDict, ...] | None
     step: int = 0
     get_count: int = 0
+    execution: Execution | None = None
 
     def view(self) -> PipelineJobView:
         return PipelineJobView(
@@ -314,7 +332,9 @@ class PipelinesSurface:
         self,
         default_job_states: Sequence[str] = DEFAULT_JOB_STATES,
         default_page_size: int = 100,
+        executor: JobExecutor | None = None,
     ) -> None:
+        self.executor = executor
         self.default_job_states = tuple(pipeline_state(s) for s in default_job_states)
         self.default_page_size = default_page_size
         self._ctx: ServerContext | None = None
@@ -456,6 +476,8 @@ class PipelinesSurface:
         resource = copy.deepcopy(body)
         resource.pop("state", None)
         resource.update({"name": name, "createTime": now, "updateTime": now})
+        if script is None:
+            return self._insert_executed_job(parent, job_id, body, query, resource)
         record = _JobRecord(
             name=name,
             job_id=job_id,
@@ -471,17 +493,47 @@ class PipelinesSurface:
         self._enter_state(record, record.states[0])
         return record
 
-    def _next_script(self, job_id: str) -> JobScript:
+    def _next_script(self, job_id: str) -> JobScript | None:
+        """The job's script; None when the job is to be executed."""
         if job_id in self._scripts_by_id:
             return self._scripts_by_id.pop(job_id)
         if self._script_queue:
             return self._script_queue.popleft()
-        return JobScript(self.default_job_states)
+        return JobScript(self.default_job_states) if self.executor is None else None
+
+    def _insert_executed_job(
+        self, parent: str, job_id: str, body: JsonDict, query: dict[str, str], resource: JsonDict
+    ) -> _JobRecord:
+        assert self.executor is not None
+        spec = body.get("pipelineSpec") or {}
+        root = body.get("runtimeConfig", {}).get("gcsOutputDirectory") or spec.get("defaultPipelineRoot")
+        if not root:
+            raise invalid_argument("The pipeline root is not set: runtimeConfig.gcsOutputDirectory is required.")
+        resource["state"] = PENDING
+        record = _JobRecord(
+            name=resource["name"],
+            job_id=job_id,
+            parent=parent,
+            request=copy.deepcopy(body),
+            create_query=dict(query),
+            resource=resource,
+            states=[PENDING],
+            error=None,
+            task_details=None,
+        )
+        self._jobs[record.name] = record
+
+        def publish(fields: JsonDict) -> None:
+            with self.ctx.lock:
+                record.resource.update(copy.deepcopy(fields))
+
+        record.execution = self.executor.start(copy.deepcopy(resource), parent, publish)
+        return record
 
     def _get_job(self, request: Request) -> JsonDict:
         record = self._job_from_path(request)
         record.get_count += 1
-        if record.step < len(record.states) - 1:
+        if record.execution is None and record.step < len(record.states) - 1:
             record.step += 1
             self._enter_state(record, record.states[record.step])
         return copy.deepcopy(record.resource)
@@ -501,6 +553,10 @@ class PipelinesSurface:
         state = record.resource["state"]
         if state in TERMINAL_STATES:
             raise failed_precondition(f"PipelineJob {record.name} is already in state {state}.")
+        if record.execution is not None:
+            record.resource["state"] = CANCELLING
+            record.execution.cancel()
+            return {}
         if CANCELLING not in record.states[record.step :]:
             record.states = record.states[: record.step + 1] + [CANCELLING, CANCELLED]
         return {}
