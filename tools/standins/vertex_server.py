@@ -86,6 +86,7 @@ from tools.standins.vertex_core import (
 )
 from tools.standins.vertex_pipelines import (
     DEFAULT_JOB_STATES,
+    JobExecutor,
     JobScript,
     PipelineJobView,
     PipelinesSurface,
@@ -151,7 +152,10 @@ class FakeVertexServer:
         default_job_states: Sequence[str] = DEFAULT_JOB_STATES,
         clock: Callable[[], dt.datetime] = utc_now,
         surfaces: Iterable[Surface] = (),
+        pipelines_executor: JobExecutor | None = None,
     ) -> None:
+        """`pipelines_executor` runs created pipeline jobs (see pipeline_runs.py); without one, jobs
+        follow scripted states."""
         if name_with not in ("number", "id"):
             raise ValueError("name_with must be 'number' or 'id'.")
         identity = ProjectIdentity(project_id, project_number, name_with)
@@ -163,7 +167,7 @@ class FakeVertexServer:
         self._httpd: _VertexHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._surfaces: list[Surface] = []
-        self.pipelines = self.install(PipelinesSurface(default_job_states))
+        self.pipelines = self.install(PipelinesSurface(default_job_states, executor=pipelines_executor))
         for surface in surfaces:
             self.install(surface)
 
