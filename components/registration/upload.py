@@ -36,6 +36,7 @@ def register_version(
     from google.api_core import exceptions
     from google.cloud import aiplatform
 
+    use_rest_transport()
     where = {"project": settings.project, "location": settings.region}
     upload = {
         "serving_container_image_uri": settings.serving_image,
@@ -58,6 +59,14 @@ def register_version(
         parent_model=parent.resource_name, is_default_version=False, version_aliases=[CANDIDATE_ALIAS], **upload
     )
     return RegisteredVersion(model.resource_name, model.version_id)
+
+
+def use_rest_transport() -> None:
+    """The Vertex AI SDK's REST transport (HTTPS/1.1) instead of its gRPC default: the same API,
+    and the one the offline rehearsal's Vertex AI stand-in serves (docs/vertex.md)."""
+    from google.cloud import aiplatform
+
+    aiplatform.init(api_transport="rest")
 
 
 def provenance_labels(settings: RegistrySettings, output_uri: str) -> dict[str, str]:
@@ -98,6 +107,7 @@ def _pipeline_job_labels(settings: RegistrySettings, job_id: str) -> dict[str, s
     from google.api_core import exceptions
     from google.cloud import aiplatform
 
+    use_rest_transport()
     try:
         job = aiplatform.PipelineJob.get(job_id, project=settings.project, location=settings.region)
     except exceptions.GoogleAPICallError as error:
