@@ -187,12 +187,13 @@ def test_make_target_parsing_reads_this_makefile() -> None:
     assert [make_targets(call) for call in make_invocations(script)] == [["compile"], ["lint", "test"], ["submit"]]
 
 
-def test_ci_caches_the_venv_on_the_lock_and_the_python_version() -> None:
+def test_ci_caches_the_venv_on_the_lock_the_makefile_and_the_python_version() -> None:
     (job,) = jobs(WORKFLOWS["ci.yaml"]).values()
     python = next(step for step in steps(job) if action_name(step) == "actions/setup-python")
     assert python["with"]["python-version"] == "3.10"
     caches = {step["with"]["path"]: step["with"]["key"] for step in steps(job) if action_name(step) == "actions/cache"}
-    assert "hashFiles('requirements.lock')" in caches[".venv"]
+    # The Makefile decides how .venv is installed (bytecode compiled, for one).
+    assert "hashFiles('requirements.lock', 'Makefile')" in caches[".venv"]
     assert f"steps.{python['id']}.outputs.python-version" in caches[".venv"]
 
 

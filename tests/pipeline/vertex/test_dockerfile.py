@@ -8,21 +8,16 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.vertex.lockfile import TFX_FAMILY, pins
+from pipeline.vertex.lockfile import pins
 from pipeline.vertex.training import TRAINING_ENV
+from tools.standins.containers import read_dockerfile
 
 REPO = Path(__file__).resolve().parents[3]
 DOCKERFILE = REPO / "Dockerfile"
 DOCKERIGNORE = REPO / ".dockerignore"
-COPIED_SOURCES = {
-    "pipeline/",
-    "components/",
-    "models/",
-    "configs/",
-    "schema/",
-    "requirements.lock",
-    "pipeline/vertex/lockfile.py",
-}
+RUNTIME_LOCKS = ("requirements-runtime.lock", "requirements-runtime-gpu.lock")
+CODE = ("pipeline/", "components/", "models/", "configs/", "schema/")
+BUILD_FILES = (*RUNTIME_LOCKS, "pipeline/vertex/lockfile.py")
 
 
 def instructions(text: str) -> list[tuple[str, str]]:
@@ -45,33 +40,72 @@ def args_of(steps: list[tuple[str, str]], keyword: str) -> list[str]:
     return [rest for key, rest in steps if key == keyword]
 
 
-def test_base_image_is_the_locked_tfx_release_pinned(steps) -> None:
-    (base_arg,) = [arg for arg in args_of(steps, "ARG") if arg.startswith("TFX_IMAGE=")]
-    base = base_arg.split("=", 1)[1]
-    assert args_of(steps, "FROM") == ["${TFX_IMAGE}"]
-    assert steps[0] == ("ARG", base_arg)
-    tfx_version = pins((REPO / "requirements.lock").read_text())["tfx"][0]
-    digest = re.fullmatch(r"gcr\.io/tfx-oss-public/tfx@sha256:[0-9a-f]{64}", base)
-    assert digest or base == f"gcr.io/tfx-oss-public/tfx:{tfx_version}"
+def build_args(steps: list[tuple[str, str]]) -> dict[str, str]:
+    return dict(arg.split("=", 1) for arg in args_of(steps, "ARG"))
+
+
+def makefile_variable(name: str) -> str:
+    (value,) = re.findall(rf"^{name}\s*:?=\s*(\S+)$", (REPO / "Makefile").read_text(), re.MULTILINE)
+    return value
+
+
+def install_step(steps: list[tuple[str, str]]) -> str:
+    (install,) = [run for run in args_of(steps, "RUN") if "uv pip sync" in run]
+    return install
+
+
+def test_base_is_beams_sdk_image_for_the_locked_python_and_beam_pinned(steps) -> None:
+    base = build_args(steps)["BEAM_IMAGE"]
+    assert steps[0] == ("ARG", f"BEAM_IMAGE={base}")
+    assert args_of(steps, "FROM") == ["${BEAM_IMAGE}"]  # one stage: what the check saw is what ships
+    python = (REPO / ".python-version").read_text().strip()
+    beam = pins((REPO / "requirements-runtime.lock").read_text())["apache-beam"][0]
+    assert beam == pins((REPO / "requirements.lock").read_text())["apache-beam"][0]
+    digest = re.fullmatch(rf"apache/beam_python{re.escape(python)}_sdk@sha256:[0-9a-f]{{64}}", base)
+    assert digest or base == f"apache/beam_python{python}_sdk:{beam}"
     if not digest:  # pinned by tag: the file must say how to pin the digest
-        assert "image_summary.digest" in DOCKERFILE.read_text()
+        assert f"imagetools inspect apache/beam_python{python}_sdk:{beam}" in DOCKERFILE.read_text()
 
 
-def test_lock_is_used_as_constraints_and_the_tfx_family_is_checked(steps) -> None:
-    (install,) = [run for run in args_of(steps, "RUN") if "pip install" in run]
-    assert "lockfile.py constraints /tmp/build/requirements.lock > /tmp/build/constraints.txt" in install
-    assert "--constraint /tmp/build/constraints.txt" in install
-    assert not re.search(r"\s(-U|--upgrade|--force-reinstall|--no-deps|-r)\s", install)
-    installed = install.split("pip install", 1)[1].split("&&")[0].split()
-    packages = [word for word in installed if not word.startswith("-") and "/" not in word]
-    assert packages == ["pydantic", "pyyaml"]
-    assert not set(packages) & set(TFX_FAMILY)
-    assert install.index("pip install") < install.index("lockfile.py check")
+def test_the_runtime_lock_is_synced_with_hashes_and_bytecode_then_checked(steps) -> None:
+    install = install_step(steps)
+    assert build_args(steps)["RUNTIME_LOCK"] == "requirements-runtime.lock"
+    sync = re.search(r"/tmp/uv/bin/uv pip sync ([^&]+)", install)[1].split()
+    assert sync[-1] == "/tmp/build/${RUNTIME_LOCK}"
+    assert {"--system", "--require-hashes", "--compile-bytecode", "--no-cache"} <= set(sync[:-1])
+    order = [
+        "pip install --no-cache-dir --disable-pip-version-check --target /tmp/uv uv==${UV_VERSION}",
+        "/tmp/uv/bin/uv pip sync",
+        "/tmp/uv/bin/uv pip check --system",
+        "rm -rf /tmp/uv",
+        "python /tmp/build/lockfile.py check /tmp/build/${RUNTIME_LOCK}",
+        "rm -rf /tmp/build",
+    ]
+    positions = [install.index(part) for part in order]
+    assert positions == sorted(positions)
+    assert install.count("&&") == len(order) - 1  # one chain: any failing step fails the build
 
 
-def test_only_code_configs_and_the_lock_are_copied(steps) -> None:
-    copied = {source for args in args_of(steps, "COPY") for source in args.split()[:-1]}
-    assert copied == COPIED_SOURCES
+def test_nothing_else_installs_packages(steps) -> None:
+    installs = [run for run in args_of(steps, "RUN") if re.search(r"pip install|uv pip|conda|apt-get", run)]
+    assert installs == [install_step(steps)]
+    assert re.findall(r"pip install .*?(\S+==\S+)", install_step(steps)) == ["uv==${UV_VERSION}"]
+
+
+def test_uv_in_the_image_build_is_the_makefiles(steps) -> None:
+    assert build_args(steps)["UV_VERSION"] == makefile_variable("UV_VERSION")
+
+
+def test_the_gpu_loader_step_does_nothing_without_the_nvidia_wheels(steps) -> None:
+    (gpu,) = [run for run in args_of(steps, "RUN") if "ldconfig" in run]
+    assert re.search(r'if \[ -d "\$site/nvidia" \]; then .*ldconfig.*; fi$', gpu)
+
+
+def test_only_code_configs_and_the_build_files_are_copied(steps) -> None:
+    copies = [args.split() for args in args_of(steps, "COPY")]
+    copied = {source for *sources, _ in copies for source in sources}
+    assert copied == {*CODE, *BUILD_FILES}
+    assert [target for *sources, target in copies if set(sources) == set(BUILD_FILES)] == ["/tmp/build/"]
     assert args_of(steps, "ADD") == []
     for source in copied:
         assert (REPO / source).exists(), source
@@ -82,12 +116,20 @@ def test_entrypoint_of_the_base_image_is_kept(steps) -> None:
     assert args_of(steps, "CMD") == []
 
 
-def test_keras_choice_and_code_path_are_set(steps) -> None:
+def test_keras_choice_code_path_and_beams_default_environment_are_set(steps) -> None:
     env = dict(re.findall(r"(\w+)=(\S+)", " ".join(args_of(steps, "ENV"))))
     assert env["TF_USE_LEGACY_KERAS"] == TRAINING_ENV["TF_USE_LEGACY_KERAS"] == "1"
     assert env["PYTHONPATH"] == args_of(steps, "WORKDIR")[-1] == "/pipeline"
+    assert env["RUN_PYTHON_SDK_IN_DEFAULT_ENVIRONMENT"] == "1"
     makefile = (REPO / "Makefile").read_text()
     assert re.search(r"^export TF_USE_LEGACY_KERAS := 1$", makefile, re.MULTILINE)
+
+
+def test_the_offline_rehearsal_reads_the_same_image(steps) -> None:
+    image = read_dockerfile(DOCKERFILE)
+    assert image.workdir == "/pipeline"
+    assert {source for source, target in image.copies if target == source} == set(CODE)
+    assert image.env == dict(re.findall(r"(\w+)=(\S+)", " ".join(args_of(steps, "ENV"))))
 
 
 def ignored(path: str, patterns: list[str]) -> bool:
@@ -117,5 +159,5 @@ def test_dockerignore_keeps_credentials_and_local_state_out() -> None:
         "pipeline/__pycache__/cli.cpython-310.pyc",
     ):
         assert ignored(path, patterns), path
-    for path in ("pipeline/cli.py", "models/model.py", "configs/vertex-prod.yaml", "requirements.lock"):
+    for path in ("pipeline/cli.py", "models/model.py", "configs/vertex-prod.yaml", "schema/schema.pbtxt", *BUILD_FILES):
         assert not ignored(path, patterns), path
