@@ -210,7 +210,7 @@ def create_components(config: PipelineConfig, serving_dir: str) -> list:
         from tfx.v1.extensions.google_cloud_ai_platform import Trainer as VertexTrainer
 
         trainer_class = VertexTrainer
-        custom_config.update(vertex_trainer_config(config.runner))
+        custom_config.update(vertex_trainer_config(config.runner, config.pipeline_name))
     trainer = trainer_class(
         run_fn=RUN_FN,
         examples=example_gen.outputs["examples"],

@@ -11,18 +11,20 @@ AUTH_HINT = (
 
 
 def init_vertex(runner: VertexRunnerConfig, api_endpoint: str | None = None) -> None:
-    """`aiplatform.init` for the runner's project and region.
+    """`aiplatform.init` for the runner's project and region, over the SDK's REST transport.
 
-    With `api_endpoint` (e.g. http://127.0.0.1:8765, the fake server in tools/standins) the REST
-    transport and anonymous credentials are used; without it, Application Default Credentials.
+    Without `api_endpoint`: Google's regional endpoint and Application Default Credentials. With
+    it (e.g. http://127.0.0.1:8765, a stand-in from tools/standins): that endpoint and anonymous
+    credentials. REST rather than the SDK's gRPC default: the same API, and the transport the
+    rehearsal's Vertex AI stand-in serves (docs/vertex.md).
     """
     from google.cloud import aiplatform
 
-    settings: dict = {"project": runner.project, "location": runner.region}
+    settings: dict = {"project": runner.project, "location": runner.region, "api_transport": "rest"}
     if api_endpoint:
         from google.auth.credentials import AnonymousCredentials
 
-        settings.update(api_endpoint=api_endpoint, api_transport="rest", credentials=AnonymousCredentials())
+        settings.update(api_endpoint=api_endpoint, credentials=AnonymousCredentials())
     aiplatform.init(**settings)
 
 

@@ -166,6 +166,9 @@ class StorageServer:
     def has_object(self, bucket: str, name: str) -> bool:
         return self.state.find_object(bucket, name) is not None
 
+    def delete_object(self, bucket: str, name: str) -> None:
+        self.state.delete_object(bucket, name)
+
     def object_names(self, bucket: str, prefix: str = "") -> list[str]:
         page = self.state.list_objects(bucket, ListQuery(prefix=prefix, max_results=10**9))
         return [item.name for item in page.items]

@@ -141,8 +141,9 @@ def test_trainer_starts_a_vertex_training_job_with_the_configured_machine(env: s
     assert custom_config["ai_platform_vertex_region"] == runner.region
     training = custom_config[TRAINING_ARGS]
     assert training["project"] == runner.project
-    assert training["service_account"] == runner.service_account
-    (pool,) = training["worker_pool_specs"]
+    assert training["labels"]["pipeline"] == "taxi-tips"
+    assert training["job_spec"]["service_account"] == runner.service_account
+    (pool,) = training["job_spec"]["worker_pool_specs"]
     assert pool["machine_spec"] == {"machine_type": runner.training.machine_type}
     assert pool["replica_count"] == 1
     assert pool["container_spec"] == {
@@ -169,9 +170,8 @@ def test_accelerator_reaches_the_training_job(tmp_path: Path) -> None:
 
     assert status == cli.EXIT_OK
     _, spec = parse(json.loads(output.read_text()))
-    (pool,) = json.loads(task_parameter(spec, tfx_pipeline.TRAINER, "custom_config"))[TRAINING_ARGS][
-        "worker_pool_specs"
-    ]
+    training = json.loads(task_parameter(spec, tfx_pipeline.TRAINER, "custom_config"))[TRAINING_ARGS]
+    (pool,) = training["job_spec"]["worker_pool_specs"]
     assert pool["machine_spec"] == {
         "machine_type": "g2-standard-8",
         "accelerator_type": "NVIDIA_L4",

@@ -9,6 +9,7 @@ from pipeline.vertex.training import TRAINING_ENV, vertex_trainer_config
 from tests.pipeline.vertex.refresh_golden import TEST_IMAGE
 
 gcp = tfx.extensions.google_cloud_ai_platform
+PIPELINE = "taxi-tips"
 
 
 def runner(**overrides: object) -> VertexRunnerConfig:
@@ -18,10 +19,10 @@ def runner(**overrides: object) -> VertexRunnerConfig:
 
 
 def test_cpu_job_has_no_accelerator_fields() -> None:
-    config = vertex_trainer_config(runner())
+    config = vertex_trainer_config(runner(), PIPELINE)
     assert config[gcp.ENABLE_VERTEX_KEY] is True
     assert config[gcp.VERTEX_REGION_KEY] == "us-central1"
-    (pool,) = config[gcp.TRAINING_ARGS_KEY]["worker_pool_specs"]
+    (pool,) = config[gcp.TRAINING_ARGS_KEY]["job_spec"]["worker_pool_specs"]
     assert pool["machine_spec"] == {"machine_type": "n1-standard-4"}
 
 
@@ -35,7 +36,7 @@ def test_gpu_job_carries_type_and_count() -> None:
             }
         }
     )
-    (pool,) = vertex_trainer_config(settings)[gcp.TRAINING_ARGS_KEY]["worker_pool_specs"]
+    (pool,) = vertex_trainer_config(settings, PIPELINE)[gcp.TRAINING_ARGS_KEY]["job_spec"]["worker_pool_specs"]
     assert pool["machine_spec"] == {
         "machine_type": "a2-highgpu-2g",
         "accelerator_type": "NVIDIA_TESLA_A100",
@@ -44,10 +45,25 @@ def test_gpu_job_carries_type_and_count() -> None:
 
 
 def test_job_runs_the_image_as_the_pipeline_account_with_the_keras_choice() -> None:
-    args = vertex_trainer_config(runner())[gcp.TRAINING_ARGS_KEY]
+    args = vertex_trainer_config(runner(), PIPELINE)[gcp.TRAINING_ARGS_KEY]
     assert args["project"] == "my-tfx-dev"
-    assert args["service_account"] == "tfx-pipelines@my-tfx-dev.iam.gserviceaccount.com"
-    container = args["worker_pool_specs"][0]["container_spec"]
+    spec = args["job_spec"]
+    assert spec["service_account"] == "tfx-pipelines@my-tfx-dev.iam.gserviceaccount.com"
+    assert "network" not in spec  # no VPC peering configured
+    container = spec["worker_pool_specs"][0]["container_spec"]
     assert container["image_uri"] == TEST_IMAGE
     assert container["env"] == [{"name": "TF_USE_LEGACY_KERAS", "value": "1"}]
     assert TRAINING_ENV == {"TF_USE_LEGACY_KERAS": "1"}
+
+
+def test_job_carries_the_run_labels_a_name_and_the_vpc_peering() -> None:
+    peered = runner(**{"runner.network": "projects/123456789012/global/networks/tfx"})
+    args = vertex_trainer_config(peered, PIPELINE)[gcp.TRAINING_ARGS_KEY]
+    assert args["display_name"] == "taxi-tips-trainer"
+    assert args["labels"] == {
+        "app": "taxi-tips",
+        "env": "dev",
+        "pipeline": "taxi-tips",
+        "image_digest": TEST_IMAGE.rsplit("@sha256:", 1)[1][:12],
+    }
+    assert args["job_spec"]["network"] == "projects/123456789012/global/networks/tfx"

@@ -456,7 +456,7 @@ LAUNCH_TRAINING_WITH_TFX = textwrap.dedent(
             service_account=os.environ["PIPELINE_SA"], image=os.environ["PIPELINE_IMAGE"],
             dataflow={"service_account": "dataflow@test-project.iam.gserviceaccount.com"}, training=training,
         )
-        config = vertex_trainer_config(runner)
+        config = vertex_trainer_config(runner, "taxi-tips")
         job_args = dict(config[vertex.TRAINING_ARGS_KEY])
         project = job_args.pop("project")  # as tfx...google_cloud_ai_platform.runner.start_cloud_training does
         client = training_clients.VertexJobClient(config[vertex.VERTEX_REGION_KEY])
