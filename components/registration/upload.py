@@ -36,7 +36,7 @@ def register_version(
     from google.api_core import exceptions
     from google.cloud import aiplatform
 
-    use_rest_transport()
+    init_sdk(settings)
     where = {"project": settings.project, "location": settings.region}
     upload = {
         "serving_container_image_uri": settings.serving_image,
@@ -61,12 +61,13 @@ def register_version(
     return RegisteredVersion(model.resource_name, model.version_id)
 
 
-def use_rest_transport() -> None:
-    """The Vertex AI SDK's REST transport (HTTPS/1.1) instead of its gRPC default: the same API,
-    and the one the offline rehearsal's Vertex AI stand-in serves (docs/vertex.md)."""
+def init_sdk(settings: RegistrySettings) -> None:
+    """The Vertex AI SDK for the registry's project and region, over its REST transport (HTTPS/1.1)
+    instead of its gRPC default: the same API, and the one the offline rehearsal's Vertex AI
+    stand-in serves (docs/vertex.md). The project is given, so the SDK need not look it up."""
     from google.cloud import aiplatform
 
-    aiplatform.init(api_transport="rest")
+    aiplatform.init(project=settings.project, location=settings.region, api_transport="rest")
 
 
 def provenance_labels(settings: RegistrySettings, output_uri: str) -> dict[str, str]:
@@ -107,7 +108,7 @@ def _pipeline_job_labels(settings: RegistrySettings, job_id: str) -> dict[str, s
     from google.api_core import exceptions
     from google.cloud import aiplatform
 
-    use_rest_transport()
+    init_sdk(settings)
     try:
         job = aiplatform.PipelineJob.get(job_id, project=settings.project, location=settings.region)
     except exceptions.GoogleAPICallError as error:

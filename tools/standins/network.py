@@ -29,7 +29,8 @@ one group at a time from a child process; "or" = either variable is enough):
   (PermissionDenied) instead of a silently anonymous write.
 * http_proxy is set so plain-HTTP requests to other hosts reach the proxy and are refused (and logged)
   instead of leaving the machine. SSL_CERT_FILE serves `urllib`/`ssl.create_default_context()` users.
-  GOOGLE_CLOUD_PROJECT wins over the metadata server's project-id in google.auth.default().
+  GOOGLE_CLOUD_PROJECT is not set, as on Vertex AI and Dataflow machines: clients read the project
+  from the metadata server.
 * CLOUDSDK_CONFIG points at an empty folder: google-auth and TensorFlow both prefer gcloud's
   application-default credentials under $HOME over the metadata server, and a developer's real
   credentials must never be picked up. Nothing that selects credentials (GOOGLE_APPLICATION_CREDENTIALS,
@@ -152,7 +153,6 @@ class GoogleCloudNetwork:
             "HTTPLIB2_CA_CERTS": roots,
             "GCE_METADATA_HOST": metadata.host,
             "GCE_METADATA_IP": metadata.host,
-            "GOOGLE_CLOUD_PROJECT": project,
             "CLOUDSDK_CONFIG": str(self._empty_gcloud_config),
         }
 

@@ -1,6 +1,7 @@
 """Executes a submitted PipelineJob the way Vertex AI Pipelines does, on this machine.
 
-For each task of the root DAG, in dependency order:
+Each task of the root DAG starts once the tasks it depends on have succeeded; independent tasks run
+side by side. For each task:
 
 - its inputs are resolved: constants and pipeline parameters, and the output artifacts of the
   tasks it depends on (as recorded in ML Metadata, with the metadata their executors wrote);
@@ -16,8 +17,8 @@ For each task of the root DAG, in dependency order:
   matching artifact), with the spec's placeholders filled from the task's own inputs.
 
 Task states, inputs, outputs and errors are published as `jobDetail.taskDetails`, the way the
-SDK reads them (`PipelineJob.task_details`). The first failed task fails the job; tasks that did
-not start are not listed.
+SDK reads them (`PipelineJob.task_details`). A failed task fails the job: no further task starts,
+and tasks that did not start are not listed.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import json
 import re
 import threading
 from collections.abc import Callable, Mapping
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -43,6 +45,7 @@ FAILED = "PIPELINE_STATE_FAILED"
 RUNNING = "PIPELINE_STATE_RUNNING"
 CANCELLED = "PIPELINE_STATE_CANCELLED"
 FAILED_PRECONDITION = 9
+INTERNAL = 13
 CANCELLED_CODE = 1
 
 _PLACEHOLDER = re.compile(r"\{\{\$\.inputs\.artifacts\['([^']+)'\]\.metadata\['([^']+)'\]\}\}")
@@ -111,43 +114,70 @@ class PipelineRun:
         self._outputs: dict[str, dict[str, list[JsonDict]]] = {}
         self._output_parameters: dict[str, JsonDict] = {}
         self._cancelled = threading.Event()
-        self._current: RunningContainer | None = None
-        self._lock = threading.Lock()
+        self._running: list[RunningContainer] = []
+        self._lock = threading.RLock()
         self._root = TaskRecord(self._task_detail(settings.pipeline_name, parent=None))
 
     # -- control -------------------------------------------------------------------------------
 
     def cancel(self) -> None:
-        """Stops the running container (without waiting); the run then ends as CANCELLED."""
+        """Stops the running containers (without waiting); the run then ends as CANCELLED."""
         self._cancelled.set()
         with self._lock:
-            if self._current is not None:
-                self._current.signal()
+            for container in self._running:
+                container.signal()
 
     def run(self) -> None:
+        """Runs every task once its upstream tasks have succeeded, independent ones side by side
+        (as Vertex AI does); after a failure or a cancel no task starts, the running ones end."""
         started = self.now()
         self._root.detail.update(state="RUNNING", startTime=started)
         self._publish(state=RUNNING, startTime=started)
-        failed: str | None = None
-        for name in task_order(self.settings.spec):
-            if self._cancelled.is_set():
-                break
-            record = TaskRecord(self._task_detail(name, parent=self._root.detail["taskId"]))
+        needs = task_dependencies(self.settings.spec)
+        succeeded: set[str] = set()
+        failed: list[str] = []
+        futures: dict[str, Future[bool]] = {}
+        with ThreadPoolExecutor(max_workers=max(1, len(needs)), thread_name_prefix="task") as pool:
+            while True:
+                for name, future in futures.items():
+                    if future.done() and name not in succeeded and name not in failed:
+                        if future.result():
+                            succeeded.add(name)
+                        else:
+                            failed.append(name)
+                started_now = False
+                if not failed and not self._cancelled.is_set():
+                    for name in sorted(needs):
+                        if name not in futures and needs[name] <= succeeded:
+                            futures[name] = pool.submit(self._execute, name)
+                            started_now = True
+                pending = [future for future in futures.values() if not future.done()]
+                if not pending and not started_now:
+                    break
+                if pending:
+                    wait(pending, return_when=FIRST_COMPLETED)
+        self._finish(failed[0] if failed else None)
+
+    def _execute(self, name: str) -> bool:
+        """Runs one task and records its outcome; True when it succeeded (or came from the cache)."""
+        record = TaskRecord(self._task_detail(name, parent=self._root.detail["taskId"]))
+        with self._lock:
             self.tasks[name] = record
-            self._set(record, "RUNNING", startTime=self.now())
-            try:
-                state = self._run_task(name, record)
-            except TaskFailure as error:
-                self._set(
-                    record, "FAILED", endTime=self.now(), error={"code": FAILED_PRECONDITION, "message": str(error)}
-                )
-                failed = name
-                break
-            if self._cancelled.is_set():
-                self._set(record, "CANCELLED", endTime=self.now())
-                break
-            self._set(record, state, endTime=self.now())
-        self._finish(failed)
+        self._set(record, "RUNNING", startTime=self.now())
+        try:
+            state = self._run_task(name, record)
+        except TaskFailure as error:
+            self._set(record, "FAILED", endTime=self.now(), error={"code": FAILED_PRECONDITION, "message": str(error)})
+            return False
+        except Exception as error:  # a bug of this stand-in: end the task, not the run's thread
+            message = f"the Vertex AI stand-in failed: {type(error).__name__}: {error}"
+            self._set(record, "FAILED", endTime=self.now(), error={"code": INTERNAL, "message": message})
+            return False
+        if self._cancelled.is_set():
+            self._set(record, "CANCELLED", endTime=self.now())
+            return False
+        self._set(record, state, endTime=self.now())
+        return True
 
     # -- tasks ---------------------------------------------------------------------------------
 
@@ -329,12 +359,12 @@ class PipelineRun:
         except ImageNotFound as error:
             raise TaskFailure(str(error)) from None
         with self._lock:
-            self._current = running
+            self._running.append(running)
         try:
             status = running.wait()
         finally:
             with self._lock:
-                self._current = None
+                self._running.remove(running)
         record.logs.append(str(running.log_path))
         if self._cancelled.is_set():
             return
@@ -373,8 +403,11 @@ class PipelineRun:
 
     def _finish(self, failed: str | None) -> None:
         ended = self.now()
-        if failed is not None:
-            state = FAILED
+        if self._cancelled.is_set():
+            self._root.detail.update(state="CANCELLED", endTime=ended)
+            error = {"code": CANCELLED_CODE, "message": "The pipeline job was cancelled."}
+            self._publish(state=CANCELLED, endTime=ended, error=error)
+        elif failed is not None:
             self._root.detail.update(state="FAILED", endTime=ended)
             error = {
                 "code": FAILED_PRECONDITION,
@@ -382,35 +415,30 @@ class PipelineRun:
                 f"Job (project_id = {self.settings.project_id}, job_id = {self.settings.job_id}) is failed due "
                 "to the above error.",
             }
-            self._publish(state=state, endTime=ended, error=error)
-        elif self._cancelled.is_set():
-            self._root.detail.update(state="CANCELLED", endTime=ended)
-            self._publish(
-                state=CANCELLED,
-                endTime=ended,
-                error={"code": CANCELLED_CODE, "message": "The pipeline job was cancelled."},
-            )
+            self._publish(state=FAILED, endTime=ended, error=error)
         else:
             self._root.detail.update(state="SUCCEEDED", endTime=ended)
             self._publish(state=SUCCEEDED, endTime=ended)
 
     def _publish(self, **fields: Any) -> None:
         contexts = f"{self.metadata.prefix}/contexts/"
-        details = [copy.deepcopy(self._root.detail)] + [copy.deepcopy(t.detail) for t in self.tasks.values()]
-        fields["jobDetail"] = {
-            "pipelineContext": {
-                "name": contexts + self.settings.pipeline_name,
-                "displayName": self.settings.pipeline_name,
-            },
-            "pipelineRunContext": {"name": contexts + self.settings.job_id, "displayName": self.settings.job_id},
-            "taskDetails": details,
-        }
-        fields["updateTime"] = self.now()
-        self.publish(fields)
+        # Snapshot and publish under one lock: task threads publish in the order they snapshot.
+        with self._lock:
+            details = [copy.deepcopy(self._root.detail)] + [copy.deepcopy(t.detail) for t in self.tasks.values()]
+            fields["jobDetail"] = {
+                "pipelineContext": {
+                    "name": contexts + self.settings.pipeline_name,
+                    "displayName": self.settings.pipeline_name,
+                },
+                "pipelineRunContext": {"name": contexts + self.settings.job_id, "displayName": self.settings.job_id},
+                "taskDetails": details,
+            }
+            fields["updateTime"] = self.now()
+            self.publish(fields)
 
 
-def task_order(spec: JsonDict) -> list[str]:
-    """Root DAG tasks so that every task comes after the tasks whose outputs it reads (ties by name)."""
+def task_dependencies(spec: JsonDict) -> dict[str, set[str]]:
+    """Each root DAG task and the tasks it must wait for: those it names and those whose outputs it reads."""
     tasks = spec.get("root", {}).get("dag", {}).get("tasks", {})
     needs: dict[str, set[str]] = {}
     for name, task in tasks.items():
@@ -421,6 +449,12 @@ def task_order(spec: JsonDict) -> list[str]:
                 if producer:
                     upstream.add(producer["producerTask"])
         needs[name] = upstream & set(tasks)
+    return needs
+
+
+def task_order(spec: JsonDict) -> list[str]:
+    """Root DAG tasks so that every task comes after the tasks it waits for (ties by name)."""
+    needs = {name: set(upstream) for name, upstream in task_dependencies(spec).items()}
     order: list[str] = []
     while needs:
         ready = sorted(name for name, upstream in needs.items() if not upstream)

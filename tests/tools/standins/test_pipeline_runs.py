@@ -166,7 +166,7 @@ def tasks_of(job: Any) -> dict[str, Any]:
     return {task.task_name: task for task in job.task_details}
 
 
-def test_tasks_run_in_dependency_order_with_the_executor_input_vertex_builds(cloud, tmp_path: Path) -> None:
+def test_tasks_wait_for_their_upstream_and_get_the_executor_input_vertex_builds(cloud, tmp_path: Path) -> None:
     executor, folder = cloud
     program = tmp_path / "program.py"
     program.write_text(PROGRAM)
@@ -175,7 +175,9 @@ def test_tasks_run_in_dependency_order_with_the_executor_input_vertex_builds(clo
 
     assert job.state == aiplatform.gapic.PipelineState.PIPELINE_STATE_SUCCEEDED
     tasks = tasks_of(job)
-    assert list(tasks) == ["tiny", "latest-blessing", "train", "bless", "blessed-model", "use"]
+    assert set(tasks) == {"tiny", "latest-blessing", "train", "bless", "blessed-model", "use"}
+    for task, upstream in {"bless": "train", "blessed-model": "latest-blessing", "use": "blessed-model"}.items():
+        assert tasks[task].start_time >= tasks[upstream].end_time, (task, upstream)
     assert {name: task.state.name for name, task in tasks.items() if name != "tiny"} == {
         "latest-blessing": "SUCCEEDED",
         "train": "SUCCEEDED",
@@ -224,17 +226,17 @@ def test_a_failing_task_fails_the_job_and_nothing_after_it_runs(cloud, tmp_path:
     program = tmp_path / "program.py"
     program.write_text(PROGRAM)
 
-    job = run(executor, folder, "broken", spec(program, fail="bless"))
+    job = run(executor, folder, "broken", spec(program, fail="train"))
 
     assert job.state == aiplatform.gapic.PipelineState.PIPELINE_STATE_FAILED
-    assert "The failed tasks are: [bless]" in job.gca_resource.error.message
+    assert "The failed tasks are: [train]" in job.gca_resource.error.message
     tasks = tasks_of(job)
-    assert tasks["bless"].state.name == "FAILED"
-    assert "exited with a non-zero status of 3" in tasks["bless"].error.message
-    log = tasks["bless"].error.message.rsplit("check the logs: ", 1)[1]
+    assert tasks["train"].state.name == "FAILED"
+    assert "exited with a non-zero status of 3" in tasks["train"].error.message
+    log = tasks["train"].error.message.rsplit("check the logs: ", 1)[1]
     assert "failing on purpose" in Path(log).read_text()
-    assert "blessed-model" not in tasks and "use" not in tasks
-    assert not tasks["bless"].outputs
+    assert "bless" not in tasks  # it waits for train
+    assert not tasks["train"].outputs
 
 
 def test_an_image_nobody_pushed_fails_like_a_pull(cloud, tmp_path: Path) -> None:
