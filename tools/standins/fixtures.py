@@ -20,12 +20,25 @@ or make the pytest fixtures available in a folder by importing them in its
 
 (``vertex_env`` depends on the session-scoped ``storage_emulator``, so both
 must be imported.)
+
+Deployed models run in their serving container: ``vertex_standins()`` gives the
+models surface a ``ContainerRuntime`` that knows Google's prebuilt TensorFlow
+serving image (``TF_SERVING_IMAGE``, run by ``tools/standins/model_server.py``)
+and hands containers ``STORAGE_EMULATOR_HOST``. A deploy then starts a
+TensorFlow process (~5 s); folders that deploy often can share warm replicas
+across the session with ``warm_serving_replicas`` and their own ``vertex_env``::
+
+    @pytest.fixture
+    def vertex_env(storage_emulator, warm_serving_replicas):
+        with vertex_standins(storage=storage_emulator, replicas=warm_serving_replicas) as env:
+            yield env
 """
 
 from __future__ import annotations
 
 import json
 import os
+import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -34,7 +47,10 @@ from typing import Any
 
 import pytest
 
+from tools.standins.containers import ContainerRuntime
 from tools.standins.gcs_emulator import StorageEmulator
+from tools.standins.model_server import register_tf_serving_image
+from tools.standins.serving_replicas import ReplicaPool
 from tools.standins.vertex_models import ModelsSurface
 from tools.standins.vertex_pipelines import DEFAULT_JOB_STATES
 from tools.standins.vertex_server import FakeVertexServer
@@ -44,6 +60,8 @@ DEFAULT_PROJECT_NUMBER = "123456789012"
 DEFAULT_LOCATION = "us-central1"
 DEFAULT_BUCKET = "test-staging-bucket"
 FAST_POLL_SECONDS = 0.01
+# Google's prebuilt TensorFlow prediction image (configs/vertex-dev.yaml registry.serving_image).
+TF_SERVING_IMAGE = "us-docker.pkg.dev/vertex-ai/prediction/tf2-cpu.2-15:latest"
 
 
 @dataclass(frozen=True)
@@ -57,6 +75,7 @@ class VertexStandins:
     location: str
     bucket: str
     models: ModelsSurface
+    runtime: ContainerRuntime | None = None
 
     @property
     def vertex_url(self) -> str:
@@ -107,6 +126,8 @@ def vertex_standins(
     default_job_states: Sequence[str] = DEFAULT_JOB_STATES,
     init_aiplatform: bool = True,
     storage: StorageEmulator | None = None,
+    replicas: ReplicaPool | None = None,
+    state_dir: Path | None = None,
 ) -> Iterator[VertexStandins]:
     """Run both stand-ins on free loopback ports for the duration of the block.
 
@@ -114,10 +135,22 @@ def vertex_standins(
     ``aiplatform.init`` with the REST transport and anonymous credentials;
     both are restored on exit, so tests do not leak configuration.  Pass a
     running ``storage`` emulator to reuse it: it is reset (only ``bucket``
-    left) instead of being started and stopped.
+    left) instead of being started and stopped.  Serving containers run on
+    ``replicas`` when given (their runtime must reach the same storage), else
+    on a runtime of this block (:func:`serving_runtime`, state and container
+    logs under ``state_dir`` or a temporary folder); they are stopped on exit.
     """
     with ExitStack() as stack:
-        models = ModelsSurface()
+        if storage is None:
+            storage = stack.enter_context(StorageEmulator(default_bucket=bucket))
+        else:
+            storage.reset([bucket])
+        if replicas is not None:
+            runtime = replicas.runtime
+        else:
+            state = state_dir or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="vertex-standins-")))
+            runtime = serving_runtime(state, storage.url)
+        models = ModelsSurface(runtime, replicas=replicas)
         server = stack.enter_context(
             FakeVertexServer(
                 project_id=project,
@@ -126,12 +159,9 @@ def vertex_standins(
                 surfaces=[models],
             )
         )
-        if storage is None:
-            storage = stack.enter_context(StorageEmulator(default_bucket=bucket))
-        else:
-            storage.reset([bucket])
+        stack.callback(models.close)
         stack.enter_context(environment_variable("STORAGE_EMULATOR_HOST", storage.url))
-        env = VertexStandins(server, storage, project, project_number, location, bucket, models)
+        env = VertexStandins(server, storage, project, project_number, location, bucket, models, runtime)
         if init_aiplatform:
             stack.enter_context(
                 aiplatform_configured(
@@ -144,6 +174,16 @@ def vertex_standins(
                 )
             )
         yield env
+
+
+def serving_runtime(state_dir: Path, storage_url: str) -> ContainerRuntime:
+    """A container runtime that knows ``TF_SERVING_IMAGE`` and gives every container
+    ``STORAGE_EMULATOR_HOST=storage_url`` (until the proxy network gives them Google's hosts)."""
+    runtime = ContainerRuntime(
+        state_dir / "container-logs", cloud_env=lambda _account: {"STORAGE_EMULATOR_HOST": storage_url}
+    )
+    register_tf_serving_image(runtime, TF_SERVING_IMAGE, state_dir)
+    return runtime
 
 
 @contextmanager
@@ -261,6 +301,17 @@ def storage_emulator() -> Iterator[StorageEmulator]:
     """One GCS emulator per test session; ``vertex_env`` resets it per test."""
     with StorageEmulator() as emulator:
         yield emulator
+
+
+@pytest.fixture(scope="session")
+def warm_serving_replicas(
+    storage_emulator: StorageEmulator, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ReplicaPool]:
+    """Serving replicas shared by the session's deployments of identical models (see
+    ``serving_replicas.ReplicaPool``, ``keep_warm``); stopped at the end of the session."""
+    runtime = serving_runtime(tmp_path_factory.mktemp("serving"), storage_emulator.url)
+    with ReplicaPool(runtime, keep_warm=True) as pool:
+        yield pool
 
 
 @pytest.fixture

@@ -31,26 +31,48 @@ split changes when its operation completes. :meth:`ModelsSurface.fail_next_deplo
 deployModel operation end with an error instead: the deployment then disappears again and the
 endpoint is exactly as before.
 
-Predictions are deterministic: each instance gets a pseudo-probability in [0, 1] derived from the
-model version and the instance, and requests are spread over the deployed models in proportion to
-the traffic split (request ``n`` lands in slot ``37 n mod 100``). Every instance must carry exactly
-the model's raw feature keys (``models.features.RAW_FEATURE_KEYS`` by default) with a number or a
-string. :meth:`ModelsSurface.script_predictions` makes one version fail, answer slowly or answer with
-values outside the response schema.
+Deployed models are served by their real serving container (``serving_replicas.py``): deployModel
+starts the version's ``containerSpec.imageUri`` through a ``ContainerRuntime`` (as the deployed
+model's ``serviceAccount``) with the ``AIP_*`` environment Vertex AI sets, ``AIP_STORAGE_URI`` being
+the version's ``artifactUri``. Its operation completes when the container's health route answers
+200, and fails with FAILED_PRECONDITION ("Model server exited unexpectedly" / "never became ready",
+with the container's last log lines) otherwise; an image the runtime does not know fails it too.
+Undeploying, :meth:`ModelsSurface.reset` and :meth:`ModelsSurface.close` stop the containers.
+
+predict picks a deployed model at random in proportion to the traffic split (as the service does;
+the ``random.Random`` is seeded, see :meth:`ModelsSurface.seed_routing`), forwards
+``{"instances", "parameters"}`` to its container's predict route, numbers printed as the service
+prints a ``google.protobuf.Value`` (:func:`value_json`), and answers with the container's
+``predictions``. Whatever the model accepts or refuses is the model's decision: a container's error
+answer (TF Serving's HTTP 400 ``{"error": ...}``) reaches the client as an HTTP 400 error with status
+FAILED_PRECONDITION whose message is the container's response body, verbatim (as in
+googleapis/python-aiplatform#514); api_core raises ``BadRequest`` for it over REST and
+``FailedPrecondition`` over gRPC. A container that cannot be reached gives 503 UNAVAILABLE. Every
+prediction is recorded (:attr:`ModelsSurface.predictions`): which deployed model answered, the
+container's status and latency.
 """
 
 from __future__ import annotations
 
 import copy
-import hashlib
 import itertools
 import json
+import math
+import random
 import re
+import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Literal
 
+from tools.standins.containers import ContainerRuntime, ImageNotFound
+from tools.standins.serving_replicas import (
+    Replica,
+    ReplicaFailed,
+    ReplicaPool,
+    ReplicaUnreachable,
+    serving_container,
+)
 from tools.standins.vertex_core import (
     TYPE_URL_PREFIX,
     ApiError,
@@ -78,37 +100,24 @@ LABEL_VALUE = re.compile(r"[a-z0-9_-]{0,63}")
 _MODEL_MUTABLE_FIELDS = frozenset({"displayName", "description", "labels", "versionDescription"})
 _ENDPOINT_MUTABLE_FIELDS = frozenset({"displayName", "description", "labels", "trafficSplit"})
 
-PredictionOutput = Literal["probability", "nan", "out_of_range", "wrong_shape"]
-
-
-def default_instance_keys() -> frozenset[str]:
-    """The raw feature keys the taxi model's ``serving_raw`` signature takes."""
-    from models import features
-
-    return frozenset(features.RAW_FEATURE_KEYS)
-
-
-@dataclass(frozen=True)
-class PredictionScript:
-    """How predictions served by one model version behave.
-
-    ``error_status`` answers every such request with that HTTP error; ``delay_seconds`` answers
-    after a pause; ``output`` other than ``probability`` breaks the response schema (NaN, a value
-    above 1, or two values per instance).
-    """
-
-    error_status: int | None = None
-    delay_seconds: float = 0.0
-    output: PredictionOutput = "probability"
+# A deploy operation is completed by its container's health check, never by being polled.
+_UNTIL_READY = 2**62
+# google.rpc.Code of a failed deployment ("FailedPrecondition: 400 Model server exited unexpectedly").
+_DEPLOY_FAILED = 9
+_LOG_TAIL_LINES = 20
 
 
 @dataclass(frozen=True)
 class PredictionRecord:
+    """One predict request: the deployed model that answered, its container's HTTP status
+    (503 when the container could not be reached) and the time the container took."""
+
     endpoint: str
     deployed_model_id: str
     version_id: str
     instances: int
     status: int
+    latency_ms: float
 
 
 @dataclass(frozen=True)
@@ -183,7 +192,6 @@ class _Endpoint:
     name: str
     parent: str
     resource: JsonDict
-    predictions: int = 0
 
 
 @dataclass
@@ -197,20 +205,36 @@ class _PendingDeploy:
 class ModelsSurface:
     """State and handlers for models, endpoints and predictions.
 
+    Serving containers are started by ``replicas`` (a :class:`ReplicaPool`, e.g. one that keeps
+    replicas warm across a test session), or by a pool of its own on ``runtime``; with neither,
+    every deployment fails as an image pull would. Call :meth:`close` when done: the server's
+    ``stop()`` does not know its surfaces' containers.
+
     Test-facing methods take the server lock, so they are safe while the SDK is talking to the
     server from another thread.
     """
 
-    def __init__(self, instance_keys: Iterable[str] | None = None, default_page_size: int = 100) -> None:
-        self.instance_keys = frozenset(instance_keys) if instance_keys is not None else default_instance_keys()
+    def __init__(
+        self,
+        runtime: ContainerRuntime | None = None,
+        *,
+        replicas: ReplicaPool | None = None,
+        routing_seed: int | None = 0,
+        predict_timeout: float = 60.0,
+        default_page_size: int = 100,
+    ) -> None:
+        self._owns_pool = replicas is None and runtime is not None
+        self.replica_pool = replicas if replicas is not None else (ReplicaPool(runtime) if runtime else None)
+        self.predict_timeout = predict_timeout
         self.default_page_size = default_page_size
         self._ctx: ServerContext | None = None
         self._models: dict[str, _Model] = {}
         self._endpoints: dict[str, _Endpoint] = {}
         self._pending: list[_PendingDeploy] = []
         self._deploy_failures: list[tuple[JsonDict, int]] = []
-        self._scripts: dict[str, PredictionScript] = {}
+        self._replicas: dict[str, Replica] = {}  # deployed model ID -> its serving container
         self._predictions: list[PredictionRecord] = []
+        self._rng = random.Random(routing_seed)
         self._ids = itertools.count(1)
 
     # -- wiring -------------------------------------------------------------
@@ -242,13 +266,24 @@ class ModelsSurface:
         return self._ctx
 
     def reset(self) -> None:
+        """Forgets every model and endpoint and stops their serving containers."""
         with self.ctx.lock:
             self._models.clear()
             self._endpoints.clear()
             self._pending.clear()
             self._deploy_failures.clear()
-            self._scripts.clear()
             self._predictions.clear()
+            for deployed_id in list(self._replicas):
+                self._release(deployed_id)
+
+    def close(self) -> None:
+        """Stops the serving containers (all of them when the pool is this surface's own)."""
+        lock = self._ctx.lock if self._ctx is not None else threading.RLock()
+        with lock:
+            for deployed_id in list(self._replicas):
+                self._release(deployed_id)
+        if self._owns_pool and self.replica_pool is not None:
+            self.replica_pool.close()
 
     # -- test-facing API ----------------------------------------------------
 
@@ -282,24 +317,20 @@ class ModelsSurface:
         with self.ctx.lock:
             self._deploy_failures.append((status, polls))
 
-    def script_predictions(
-        self,
-        version_id: str,
-        *,
-        error_status: int | None = None,
-        delay_seconds: float = 0.0,
-        output: PredictionOutput = "probability",
-    ) -> PredictionScript:
-        """How predictions served by ``version_id`` (of any model) behave from now on."""
-        script = PredictionScript(error_status, delay_seconds, output)
+    def seed_routing(self, seed: int | None) -> None:
+        """Restarts the random choice of the deployed model that answers a predict request."""
         with self.ctx.lock:
-            self._scripts[str(version_id)] = script
-        return script
+            self._rng.seed(seed)
 
     @property
     def predictions(self) -> list[PredictionRecord]:
         with self.ctx.lock:
             return list(self._predictions)
+
+    def replica(self, deployed_model_id: str) -> Replica | None:
+        """The serving container of a deployed model (None before its deployment starts it)."""
+        with self.ctx.lock:
+            return self._replicas.get(deployed_model_id)
 
     # -- models -------------------------------------------------------------
 
@@ -536,11 +567,73 @@ class ModelsSurface:
             metadata_type=V1 + "DeployModelOperationMetadata",
             response={"@type": V1 + "DeployModelResponse", "deployedModel": copy.deepcopy(resource)},
             error=failure,
-            polls_until_done=polls,
+            polls_until_done=polls if failure is not None else _UNTIL_READY,
         )
+        if failure is None:
+            self._start_serving(operation, record, resource, version)
         self._pending.append(_PendingDeploy(operation, record.name, deployed_id, split or None))
         self._settle()
         return operation.to_json()
+
+    def _start_serving(
+        self, operation: OperationRecord, record: _Endpoint, deployed: JsonDict, version: JsonDict
+    ) -> None:
+        """Starts the deployment's serving container; its health check completes ``operation``."""
+        deployed_id = deployed["id"]
+        if self.replica_pool is None:
+            self._finish(operation, "failed to pull image: the fake Vertex AI server has no container runtime")
+            return
+        resources = deployed.get("dedicatedResources", {}).get("machineSpec", {})
+        spec, health_route, predict_route = serving_container(
+            version.get("containerSpec", {}),
+            artifact_uri=version.get("artifactUri", ""),
+            endpoint_id=record.name.rsplit("/", 1)[1],
+            deployed_model_id=deployed_id,
+            project_number=self.ctx.identity.project_number,
+            machine_type=resources.get("machineType", ""),
+            accelerator_type=resources.get("acceleratorType"),
+        )
+        try:
+            replica = self.replica_pool.launch(
+                spec,
+                name=f"deployed-model-{deployed_id}",
+                health_route=health_route,
+                predict_route=predict_route,
+                service_account=deployed.get("serviceAccount") or None,
+            )
+        except ImageNotFound as error:
+            self._finish(operation, str(error))
+            return
+        self._replicas[deployed_id] = replica
+        if replica.ready and replica.healthy():  # a warm replica of the same model
+            self._finish(operation, None)
+            return
+        threading.Thread(
+            target=self._await_ready, args=(operation, deployed_id, replica), name=f"deploy-{deployed_id}", daemon=True
+        ).start()
+
+    def _await_ready(self, operation: OperationRecord, deployed_id: str, replica: Replica) -> None:
+        assert self.replica_pool is not None
+        try:
+            self.replica_pool.wait_ready(replica)
+            error = None
+        except ReplicaFailed as failure:
+            error = _deploy_failure_message(failure, replica)
+        with self.ctx.lock:
+            if error is not None and self._replicas.get(deployed_id) is replica:
+                self._release(deployed_id)
+            self._finish(operation, error)
+
+    def _finish(self, operation: OperationRecord, error: str | None) -> None:
+        """Completes a deploy operation now (the deployment itself is updated by `_settle`)."""
+        if error is not None:
+            operation.error = {"code": _DEPLOY_FAILED, "message": error}
+        operation.polls_until_done = operation.polls
+
+    def _release(self, deployed_id: str) -> None:
+        replica = self._replicas.pop(deployed_id, None)
+        if replica is not None and self.replica_pool is not None:
+            self.replica_pool.release(replica)
 
     def _undeploy(self, request: Request) -> JsonDict:
         self._settle()
@@ -595,6 +688,7 @@ class ModelsSurface:
         self._pending = still_running
 
     def _remove_deployment(self, record: _Endpoint, deployed_id: str) -> None:
+        self._release(deployed_id)
         removed = [d for d in _deployed(record) if d["id"] == deployed_id]
         record.resource["deployedModels"] = [d for d in _deployed(record) if d["id"] != deployed_id]
         if not record.resource["deployedModels"]:
@@ -613,52 +707,56 @@ class ModelsSurface:
     def _predict(self, request: Request) -> JsonDict:
         self._settle()
         record = self._endpoint_from_path(request)
-        instances = request.json_body().get("instances")
+        body = request.json_body()
+        instances = body.get("instances")
         if not isinstance(instances, list) or not instances:
             raise invalid_argument("PredictRequest.instances must be a non-empty list.")
-        for index, instance in enumerate(instances):
-            self._check_instance(index, instance)
         deployment = self._route(record)
-        version_id = deployment["modelVersionId"]
-        script = self._scripts.get(version_id, PredictionScript())
-        if script.delay_seconds:
-            time.sleep(script.delay_seconds)
-        status = script.error_status or 200
-        self._predictions.append(PredictionRecord(record.name, deployment["id"], version_id, len(instances), status))
-        if script.error_status:
-            raise ApiError(script.error_status, f"Prediction failed on deployed model {deployment['id']}.")
-        predictions = [_prediction(script.output, deployment["model"], version_id, i) for i in instances]
+        deployed_id, version_id = deployment["id"], deployment["modelVersionId"]
+        replica = self._replicas.get(deployed_id)
+        if replica is None:
+            raise ApiError(503, f"Deployed model {deployed_id} has no serving replica.", "UNAVAILABLE")
+        payload = '{"instances": ' + value_json(instances)
+        if "parameters" in body:
+            payload += ', "parameters": ' + value_json(body["parameters"])
+        started = time.monotonic()
+        try:
+            status, answer = replica.predict((payload + "}").encode(), self.predict_timeout)
+        except ReplicaUnreachable as error:
+            status, answer = 503, str(error).encode()
+        latency_ms = (time.monotonic() - started) * 1000
+        self._predictions.append(
+            PredictionRecord(record.name, deployed_id, version_id, len(instances), status, latency_ms)
+        )
+        if status == 503:
+            raise ApiError(503, f"The model server of deployed model {deployed_id} is unavailable.", "UNAVAILABLE")
+        if status != 200:
+            raise ApiError(400, answer.decode("utf-8", "replace"), "FAILED_PRECONDITION")
+        try:
+            predictions = json.loads(answer)["predictions"]
+        except (ValueError, KeyError, TypeError):
+            raise ApiError(
+                500, f"The model server answered without predictions: {answer[:200]!r}", "INTERNAL"
+            ) from None
         model = self._models[deployment["model"]]
         return {
             "predictions": predictions,
-            "deployedModelId": deployment["id"],
+            "deployedModelId": deployed_id,
             "model": deployment["model"],
             "modelDisplayName": model.versions[version_id].get("displayName", ""),
             "modelVersionId": version_id,
         }
 
-    def _check_instance(self, index: int, instance: object) -> None:
-        if not isinstance(instance, dict):
-            raise invalid_argument(f"instances[{index}] must be a JSON object of feature values.")
-        missing = sorted(self.instance_keys - set(instance))
-        unknown = sorted(set(instance) - self.instance_keys)
-        if missing or unknown:
-            raise invalid_argument(f"instances[{index}]: missing features {missing}, unknown features {unknown}.")
-        for key, value in instance.items():
-            if isinstance(value, bool) or not isinstance(value, int | float | str):
-                raise invalid_argument(f"instances[{index}].{key}: expected a number or a string, got {value!r}.")
-
     def _route(self, record: _Endpoint) -> JsonDict:
+        """A deployed model drawn at random with the traffic split's weights."""
         split = record.resource.get("trafficSplit", {})
         serving = [d for d in _deployed(record) if split.get(d["id"], 0) > 0]
         if not serving:
             raise failed_precondition(f"Endpoint {record.name} has no deployed model that receives traffic.")
-        slot = (record.predictions * 37) % 100
-        record.predictions += 1
-        upper = 0
+        slot = self._rng.randrange(sum(split[d["id"]] for d in serving))
         for deployment in serving:
-            upper += split[deployment["id"]]
-            if slot < upper:
+            slot -= split[deployment["id"]]
+            if slot < 0:
                 return deployment
         return serving[-1]
 
@@ -781,16 +879,41 @@ def _apply_mask(resource: JsonDict, body: JsonDict, mask: tuple[str, ...]) -> No
             resource.pop(path, None)
 
 
-def _prediction(output: PredictionOutput, model: str, version_id: str, instance: JsonDict) -> list[float] | list:
-    digest = hashlib.sha256(f"{model}@{version_id}:{json.dumps(instance, sort_keys=True)}".encode()).digest()
-    probability = int.from_bytes(digest[:8], "big") / 2**64
-    if output == "nan":
-        return ["NaN"]
-    if output == "out_of_range":
-        return [1.0 + probability]
-    if output == "wrong_shape":
-        return [probability, 1.0 - probability]
-    return [probability]
+def value_json(value: object) -> str:
+    """JSON of a ``google.protobuf.Value`` as the service prints it for the container.
+
+    Instances arrive as Values, whose numbers are doubles; Google's C++ proto3 JSON printer writes
+    a double with 15 significant digits (17 when 15 do not round-trip), so ``12.0`` goes out as
+    ``12``, which TF Serving accepts for an int64 input (the Python SDK itself sends ``12.0``).
+    Google's own MLOps sample (GoogleCloudPlatform/mlops-with-vertex-ai, model_deployment_tests.py)
+    relies on this: it predicts with int features against an int64 ``serving_default`` on a TF
+    Serving image. Integers beyond 2**53 lose precision, as in a Value.
+    """
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{json.dumps(key)}: {value_json(item)}" for key, item in value.items()) + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(value_json(item) for item in value) + "]"
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    number = float(value)  # type: ignore[arg-type]
+    if not math.isfinite(number):
+        return json.dumps(number)
+    text = f"{number:.15g}"
+    return text if float(text) == number else f"{number:.17g}"
+
+
+def _deploy_failure_message(failure: ReplicaFailed, replica: Replica) -> str:
+    """Vertex AI's deployment errors, with the container log's place and tail (the real service
+    links its Cloud Logging entries instead)."""
+    if failure.exit_code is not None:
+        headline = "Model server exited unexpectedly."
+    else:
+        headline = (
+            "Model server never became ready. "
+            "Please validate that your model file or container configuration are valid."
+        )
+    tail = "\n".join(failure.log_tail.splitlines()[-_LOG_TAIL_LINES:])
+    return f"{headline} Model server logs can be found at {replica.container.log_path} ({failure}); last lines:\n{tail}"
 
 
 def _list_body(key: str, page: list[JsonDict], token: str | None) -> JsonDict:

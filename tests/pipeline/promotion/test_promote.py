@@ -1,4 +1,11 @@
-"""`python -m pipeline promote` against the fake Vertex AI server, through the real SDK."""
+"""`python -m pipeline promote` against the fake Vertex AI server, through the real SDK.
+
+Every registered version is a real tiny SavedModel with the taxi model's serving signatures (raw
+features typed by schema/schema.pbtxt), served by the TF Serving stand-in: the smoke test sends
+configs/smoke_instances.json to it. A version that fails the smoke test is a model that does:
+`serving_default` taking serialized examples, an op that fails at run time, a slow answer, or
+probabilities outside [0, 1].
+"""
 
 from __future__ import annotations
 
@@ -6,12 +13,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import tensorflow as tf
 import yaml
+from google.protobuf import text_format
+from tensorflow_metadata.proto.v0 import schema_pb2
 
 from components.registration.settings import RegistrySettings
 from components.registration.upload import register_version
+from models import features
 from pipeline import cli
 from pipeline.config import vertex_config_path
+from tests.tools.standins.saved_models import fare_probability, save_model, upload_folder
 from tools.standins.fixtures import VertexStandins
 
 MODEL = "taxi-tips"
@@ -25,6 +37,29 @@ SETTINGS = RegistrySettings(
     pipeline_root="gs://my-tfx-dev-pipelines/taxi-tips",
 )
 MUTATING = ("POST", "PATCH", "DELETE")
+SCHEMA = Path(__file__).resolve().parents[3] / "schema" / "schema.pbtxt"
+SLOW_SECONDS = 0.3  # the "slow" model's answers; above tight_smoke_test's 200 ms, below the 2 s of vertex-dev
+
+
+def raw_feature_types() -> dict[str, tf.DType]:
+    """The raw features serving_default takes, typed as the schema types them."""
+    schema = text_format.Parse(SCHEMA.read_text(), schema_pb2.Schema())
+    types = {schema_pb2.INT: tf.int64, schema_pb2.FLOAT: tf.float32, schema_pb2.BYTES: tf.string}
+    kinds = {feature.name: types[feature.type] for feature in schema.feature}
+    return {key: kinds[key] for key in features.RAW_FEATURE_KEYS}
+
+
+@pytest.fixture(scope="session")
+def taxi_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("taxi-models")
+    raw, probability = raw_feature_types(), fare_probability()
+    return {
+        "good": save_model(folder / "good", raw, probability),
+        "examples_default": save_model(folder / "examples", raw, probability, default_takes_examples=True),
+        "failing": save_model(folder / "failing", raw, probability, fails_at_run_time=True),
+        "slow": save_model(folder / "slow", raw, probability, delay_seconds=SLOW_SECONDS),
+        "out_of_range": save_model(folder / "out-of-range", raw, lambda inputs: probability(inputs) + 1.0),
+    }
 
 
 @dataclass(frozen=True)
@@ -55,10 +90,18 @@ def tight_smoke_test(folder: Path) -> Path:
     return path
 
 
-def register(version: int, blessed: bool = True) -> None:
-    labels = {"blessed": "true"} if blessed else {"git_commit": "abc123"}
-    registered = register_version(SETTINGS, f"gs://my-tfx-dev-pipelines/run-{version}/model", labels, "test")
-    assert registered.version_id == str(version)
+@pytest.fixture
+def register(vertex_env: VertexStandins, taxi_models: dict[str, Path]):
+    """Pushes one of `taxi_models` where a pipeline run would and registers it as `version`."""
+    client = vertex_env.storage_client()
+
+    def run(version: int, blessed: bool = True, model: str = "good") -> None:
+        labels = {"blessed": "true"} if blessed else {"git_commit": "abc123"}
+        artifacts = upload_folder(client, taxi_models[model], f"gs://my-tfx-dev-pipelines/run-{version}/model")
+        registered = register_version(SETTINGS, artifacts, labels, "test")
+        assert registered.version_id == str(version)
+
+    return run
 
 
 def traffic(env: VertexStandins) -> dict[str, int]:
@@ -78,14 +121,14 @@ def changes(env: VertexStandins, since: int = 0) -> list[str]:
     ]
 
 
-def in_production(env: VertexStandins, promote, version: int) -> None:
+def in_production(env: VertexStandins, promote, register, version: int) -> None:
     """Registers `version` and promotes it to 100% (the first version needs no production)."""
     register(version)
     assert promote("canary", "--version", str(version), "--traffic", "10").status == cli.EXIT_OK
     assert promote("finish").status == cli.EXIT_OK
 
 
-def test_canary_finish_rollback(vertex_env: VertexStandins, promote) -> None:
+def test_canary_finish_rollback(vertex_env: VertexStandins, promote, register) -> None:
     register(1)
     first = promote("canary", "--alias", "candidate", "--traffic", "10")
     assert first.status == cli.EXIT_OK, first.err
@@ -131,8 +174,8 @@ def test_canary_finish_rollback(vertex_env: VertexStandins, promote) -> None:
     )
 
 
-def test_finish_twice_changes_nothing_the_second_time(vertex_env: VertexStandins, promote) -> None:
-    in_production(vertex_env, promote, 1)
+def test_finish_twice_changes_nothing_the_second_time(vertex_env: VertexStandins, promote, register) -> None:
+    in_production(vertex_env, promote, register, 1)
     register(2)
     promote("canary", "--version", "2", "--traffic", "10")
     assert promote("finish").status == cli.EXIT_OK
@@ -147,8 +190,8 @@ def test_finish_twice_changes_nothing_the_second_time(vertex_env: VertexStandins
     assert (traffic(vertex_env), aliases(vertex_env), vertex_env.models.endpoint(ENDPOINT).resource) == before
 
 
-def test_dry_run_prints_the_plan_and_changes_nothing(vertex_env: VertexStandins, promote) -> None:
-    in_production(vertex_env, promote, 1)
+def test_dry_run_prints_the_plan_and_changes_nothing(vertex_env: VertexStandins, promote, register) -> None:
+    in_production(vertex_env, promote, register, 1)
     register(2)
     mark = len(vertex_env.server.requests)
 
@@ -164,8 +207,8 @@ def test_dry_run_prints_the_plan_and_changes_nothing(vertex_env: VertexStandins,
     assert traffic(vertex_env) == {"1": 100}
 
 
-def test_an_unblessed_version_is_refused(vertex_env: VertexStandins, promote) -> None:
-    in_production(vertex_env, promote, 1)
+def test_an_unblessed_version_is_refused(vertex_env: VertexStandins, promote, register) -> None:
+    in_production(vertex_env, promote, register, 1)
     register(2, blessed=False)
     mark = len(vertex_env.server.requests)
 
@@ -176,8 +219,10 @@ def test_an_unblessed_version_is_refused(vertex_env: VertexStandins, promote) ->
     assert changes(vertex_env, mark) == []
 
 
-def test_a_deploy_that_fails_midway_leaves_the_endpoint_as_before(vertex_env: VertexStandins, promote) -> None:
-    in_production(vertex_env, promote, 1)
+def test_a_deploy_that_fails_midway_leaves_the_endpoint_as_before(
+    vertex_env: VertexStandins, promote, register
+) -> None:
+    in_production(vertex_env, promote, register, 1)
     register(2)
     before = vertex_env.models.endpoint(ENDPOINT).resource
     vertex_env.models.fail_next_deploy("Model server never became ready", polls=1)
@@ -195,19 +240,19 @@ def test_a_deploy_that_fails_midway_leaves_the_endpoint_as_before(vertex_env: Ve
 
 
 @pytest.mark.parametrize(
-    ("script", "reason"),
+    ("model", "reason"),
     [
-        ({"error_status": 500}, "requests failed, error rate"),
-        ({"delay_seconds": 0.3}, "slowest answer took"),
-        ({"output": "out_of_range"}, "response schema: prediction 0: outside [0, 1]"),
+        ("examples_default", "requests failed, error rate"),  # TF Serving refuses the raw instances
+        ("failing", "requests failed, error rate"),  # an op of the model fails
+        ("slow", "slowest answer took"),
+        ("out_of_range", "response schema: prediction 0: outside [0, 1]"),
     ],
 )
 def test_a_failed_smoke_test_restores_the_traffic_and_undeploys_the_canary(
-    vertex_env: VertexStandins, promote, tmp_path, script: dict, reason: str
+    vertex_env: VertexStandins, promote, register, tmp_path, model: str, reason: str
 ) -> None:
-    in_production(vertex_env, promote, 1)
-    register(2)
-    vertex_env.models.script_predictions("2", **script)
+    in_production(vertex_env, promote, register, 1)
+    register(2, model=model)
     config = tight_smoke_test(tmp_path)
 
     result = promote("canary", "--version", "2", "--traffic", "50", config=config)
@@ -220,25 +265,25 @@ def test_a_failed_smoke_test_restores_the_traffic_and_undeploys_the_canary(
 
 
 def test_a_ramp_that_fails_the_smoke_test_goes_back_to_the_share_before(
-    vertex_env: VertexStandins, promote, tmp_path
+    vertex_env: VertexStandins, promote, register, tmp_path
 ) -> None:
-    in_production(vertex_env, promote, 1)
-    register(2)
-    assert promote("canary", "--version", "2", "--traffic", "10").status == cli.EXIT_OK
-    vertex_env.models.script_predictions("2", error_status=503)
+    in_production(vertex_env, promote, register, 1)
+    register(2, model="slow")
+    assert promote("canary", "--version", "2", "--traffic", "10").status == cli.EXIT_OK  # within vertex-dev's 2 s
 
     result = promote("canary", "--version", "2", "--traffic", "50", config=tight_smoke_test(tmp_path))
 
     assert result.status == cli.EXIT_FAILED
+    assert "slowest answer took" in result.out
     assert "restoring: set the traffic split to v1 90%, v2 10%" in result.out
     assert "v2 was deployed before this command and stays; `rollback` undeploys it" in result.out
     assert traffic(vertex_env) == {"1": 90, "2": 10}
 
 
-def test_refuses_when_the_endpoint_disagrees_with_the_aliases(vertex_env: VertexStandins, promote) -> None:
+def test_refuses_when_the_endpoint_disagrees_with_the_aliases(vertex_env: VertexStandins, promote, register) -> None:
     from google.cloud import aiplatform
 
-    in_production(vertex_env, promote, 1)
+    in_production(vertex_env, promote, register, 1)
     register(2)
     aiplatform.models.ModelRegistry(MODEL).add_version_aliases(["production"], version="2")  # by hand
     mark = len(vertex_env.server.requests)
@@ -251,8 +296,8 @@ def test_refuses_when_the_endpoint_disagrees_with_the_aliases(vertex_env: Vertex
     assert changes(vertex_env, mark) == []
 
 
-def test_an_interrupted_finish_completes_when_run_again(vertex_env: VertexStandins, promote) -> None:
-    in_production(vertex_env, promote, 1)
+def test_an_interrupted_finish_completes_when_run_again(vertex_env: VertexStandins, promote, register) -> None:
+    in_production(vertex_env, promote, register, 1)
     register(2)
     promote("canary", "--version", "2", "--traffic", "10")
     vertex_env.server.fail_next("POST", r":mergeVersionAliases$", 503)
@@ -281,8 +326,8 @@ def test_an_interrupted_finish_completes_when_run_again(vertex_env: VertexStandi
     }
 
 
-def test_rollback_during_a_canary_aborts_it(vertex_env: VertexStandins, promote) -> None:
-    in_production(vertex_env, promote, 1)
+def test_rollback_during_a_canary_aborts_it(vertex_env: VertexStandins, promote, register) -> None:
+    in_production(vertex_env, promote, register, 1)
     register(2)
     promote("canary", "--version", "2", "--traffic", "30")
 
@@ -294,9 +339,9 @@ def test_rollback_during_a_canary_aborts_it(vertex_env: VertexStandins, promote)
     assert aliases(vertex_env)["production"] == "1"
 
 
-def test_rest_calls_of_each_step(vertex_env: VertexStandins, promote) -> None:
+def test_rest_calls_of_each_step(vertex_env: VertexStandins, promote, register) -> None:
     """Which v1 REST calls the SDK makes for each promotion step (listed in pipeline/promotion/vertex.py)."""
-    in_production(vertex_env, promote, 1)
+    in_production(vertex_env, promote, register, 1)
     register(2)
 
     def calls(*args: str) -> list[str]:

@@ -511,9 +511,10 @@ def test_tfx_trainer_client_reaches_the_service_at_its_real_endpoint_through_the
     assert 'refused: Accelerator "NVIDIA_L4" is not supported for machine type "n1-standard-4".' in container.log_tail()
     assert f"final state JOB_STATE_SUCCEEDED {view.name}" in container.log_tail()
     assert (view.created_by, view.run_as) == (pipeline_sa, pipeline_sa)
-    assert view.display_name.startswith("tfx_")
+    assert view.display_name == "taxi-tips-trainer"
     assert view.command[:3] == ["python", "-m", "tfx.scripts.run_executor"]
     assert (view.image_uri, view.machine_spec) == (staged_image.reference, {"machine_type": "n1-standard-4"})
     assert view.env == {"TF_USE_LEGACY_KERAS": "1"}
-    assert view.labels["tfx_version"] == "1-16-0"
+    assert view.labels["tfx_version"] == "1-16-0"  # TFX's own labels, next to the run's
+    assert view.labels["pipeline"] == "taxi-tips"
     assert "Starting executor" in view.log_text
