@@ -9,7 +9,8 @@ blocks with tfx_bsl's C++ `RecordBatchToExamplesEncoder`, and writes the same ex
 - an empty cell is a feature with no values, as in TFX's output;
 - each example goes to the split TFX's executor would put it in.
 
-Unlike in TFX's executor, a file, not a line, is the unit of parallel work.
+Unlike in TFX's executor, a file, not a line, is the unit of parallel work: this runs only on the
+DirectRunner. On Dataflow, TFX's own conversion spreads the lines of every file over the workers.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from tfx.components.example_gen import utils as example_gen_utils
 from tfx.components.example_gen import write_split
 from tfx.components.example_gen.base_example_gen_executor import BaseExampleGenExecutor, _PartitionFn
 from tfx.components.example_gen.csv_example_gen import component as tfx_csv_example_gen
+from tfx.components.example_gen.csv_example_gen import executor as tfx_csv_executor
 from tfx.components.util import examples_utils
 from tfx.dsl.components.base import executor_spec
 from tfx.dsl.io import fileio
@@ -226,21 +228,13 @@ def _column_types(paths: beam.PCollection, label: str) -> beam.pvalue.AsSingleto
     )
 
 
-@beam.ptransform_fn
-@beam.typehints.with_input_types(beam.Pipeline)
-@beam.typehints.with_output_types(bytes)
-def _CsvToSerializedExamples(
-    pipeline: beam.Pipeline, exec_properties: dict[str, Any], split_pattern: str
-) -> beam.PCollection:
-    paths = pipeline | "CsvFiles" >> beam.Create(_csv_files(exec_properties, split_pattern))
-    return paths | "EncodeExamples" >> beam.FlatMap(encode_file, _column_types(paths, ""))
-
-
 class Executor(BaseExampleGenExecutor):
     """CsvExampleGen's executor, with block-wise conversion (see the module docstring)."""
 
     def GetInputSourceToExamplePTransform(self) -> beam.PTransform:
-        return _CsvToSerializedExamples
+        """TFX's own conversion, for TFX's Do on other runners: a line, not a file, is the unit of
+        parallel work there, so one large CSV file is spread over Dataflow's workers."""
+        return tfx_csv_executor.Executor().GetInputSourceToExamplePTransform()
 
     def Do(
         self,

@@ -188,3 +188,10 @@ def test_rows_are_read_in_blocks(tmp_path: Path) -> None:
 )
 def test_the_global_shuffle_is_skipped_only_when_beam_runs_in_this_process(args, in_process) -> None:
     assert csv_examples._runs_in_process(args) is in_process
+
+
+def test_other_runners_convert_with_tfxs_own_transform_that_splits_files_by_line() -> None:
+    from tfx.components.example_gen.csv_example_gen import executor as tfx_csv_executor
+
+    ours = csv_examples.Executor().GetInputSourceToExamplePTransform()
+    assert ours is tfx_csv_executor.Executor().GetInputSourceToExamplePTransform()
