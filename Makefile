@@ -112,14 +112,12 @@ REGION       ?= us-central1
 REPO         ?= pipelines
 IMAGE_NAME   ?= taxi-tips
 IMAGE_REPO    = $(REGION)-docker.pkg.dev/$(PROJECT)/$(REPO)/$(IMAGE_NAME)
-# `make standins` pre-creates the dev pipeline root's bucket (a missing one stalls submit for 60 s).
-STANDINS_BUCKET ?= $(shell sed -nE 's|^ *pipeline_root: *gs://([^/]+).*|\1|p' configs/vertex-dev.yaml)
 
 VERTEX_ARGS = --env $(ENV) $(if $(API_ENDPOINT),--api-endpoint $(API_ENDPOINT))
 SUBMIT_ARGS = $(VERTEX_ARGS) --spec $(SPEC) $(if $(WAIT),--wait) $(if $(TIMEOUT),--timeout $(TIMEOUT)) \
   $(if $(POLL),--poll-interval $(POLL)) $(if $(SUMMARY),--summary-file $(SUMMARY))
 
-.PHONY: compile golden submit schedule image standins
+.PHONY: compile golden submit schedule image rehearse
 
 compile: setup ## Compile build/ENV/pipeline.json for Vertex AI offline (ENV=dev|prod IMAGE=...@sha256:...)
 	$(PY) -m pipeline compile --env $(ENV) $(if $(IMAGE),--image $(IMAGE))
@@ -140,8 +138,10 @@ image: ## Build the pipeline image with Cloud Build, print its digest (PROJECT= 
 	  digest=$$(gcloud artifacts docker images describe $$tag --format='value(image_summary.digest)') && \
 	  echo "IMAGE=$(IMAGE_REPO)@$$digest"
 
-standins: setup ## Serve fake Vertex AI (:8765) and Cloud Storage (:9023) for `make submit API_ENDPOINT=...`
-	$(PY) -m tools.standins.vertex_server --port 8765 --storage-port 9023 --bucket $(STANDINS_BUCKET)
+SERVE ?=
+
+rehearse: setup ## Rehearse a Vertex AI run offline against local stand-ins (ENV=dev|prod, DATA=csv_dir, SERVE=1 keeps them up)
+	$(PY) -m tools.rehearsal --env $(ENV) $(if $(DATA),--data "$(DATA)") $(if $(SERVE),--serve)
 
 # ---- Model promotion (docs/promotion.md) -----------------------------------------------------
 ARGS ?=

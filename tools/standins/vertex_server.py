@@ -44,28 +44,22 @@ they do not change state (a failed GET does not advance a job).  Every
 request is appended to :attr:`FakeVertexServer.requests` with the response
 status, including injected faults.
 
-Standalone::
-
-    python -m tools.standins.vertex_server --port 8765 --storage-port 9023
-
-prints ``VERTEX_API_ENDPOINT=...`` / ``STORAGE_EMULATOR_HOST=...`` lines and
-serves until interrupted.
+To keep a whole local cloud up for commands run by hand, use
+``python -m tools.rehearsal --env dev --serve`` (``make rehearse SERVE=1``).
 """
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import json
 import logging
 import re
-import signal
 import threading
 import traceback
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import FrameType, TracebackType
+from types import TracebackType
 from typing import Any, Literal, TypeVar
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -453,69 +447,3 @@ class _RequestHandler(BaseHTTPRequestHandler):
 
     def log_message(self, fmt: str, *args: object) -> None:
         _LOGGER.debug("%s - %s", self.address_string(), fmt % args)
-
-
-# -- standalone entry point -------------------------------------------------
-
-
-def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8765, help="0 picks a free port")
-    parser.add_argument("--storage-port", type=int, default=None, help="also start the GCS emulator")
-    parser.add_argument(
-        "--bucket",
-        default="test-staging-bucket",
-        help="bucket pre-created in the GCS emulator",
-    )
-    parser.add_argument("--project-id", default="test-project")
-    parser.add_argument("--project-number", default="123456789012")
-    parser.add_argument(
-        "--job-states",
-        default=",".join(s.removeprefix("PIPELINE_STATE_") for s in DEFAULT_JOB_STATES),
-        help="comma-separated default job script, e.g. PENDING,RUNNING,SUCCEEDED",
-    )
-    return parser.parse_args(argv)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    args = _parse_args(argv)
-    stop = threading.Event()
-
-    def _on_signal(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGINT, _on_signal)
-    signal.signal(signal.SIGTERM, _on_signal)
-    from tools.standins.vertex_models import ModelsSurface
-
-    server = FakeVertexServer(
-        args.host,
-        args.port,
-        project_id=args.project_id,
-        project_number=args.project_number,
-        default_job_states=[s.strip() for s in args.job_states.split(",") if s.strip()],
-        surfaces=[ModelsSurface()],
-    )
-    with server:
-        print(f"VERTEX_API_ENDPOINT={server.base_url}", flush=True)
-        if args.storage_port is None:
-            _wait(stop)
-            return 0
-        from tools.standins.gcs_emulator import StorageEmulator
-
-        with StorageEmulator(args.host, args.storage_port, default_bucket=args.bucket) as storage:
-            print(f"STORAGE_EMULATOR_HOST={storage.url}", flush=True)
-            print(f"STAGING_BUCKET=gs://{args.bucket}", flush=True)
-            _wait(stop)
-    return 0
-
-
-def _wait(stop: threading.Event) -> None:
-    # Short timeouts keep the main thread responsive to SIGINT/SIGTERM.
-    while not stop.wait(0.2):
-        pass
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -7,9 +7,6 @@ annotations at runtime in ``test_kfp_compiled_pipeline_round_trips``.
 """
 
 import os
-import queue
-import subprocess
-import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -493,42 +490,3 @@ def test_vertex_standins_restores_configuration(
     assert initializer.global_config.api_endpoint == endpoint_before
     with pytest.raises(requests.ConnectionError):
         requests.get(f"{url}/v1/projects", timeout=2)
-
-
-def test_standalone_entry_point_prints_urls() -> None:
-    command = [
-        sys.executable,
-        "-m",
-        "tools.standins.vertex_server",
-        "--port",
-        "0",
-        "--storage-port",
-        "0",
-    ]
-    process = subprocess.Popen(command, cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True)
-    lines: queue.Queue[str] = queue.Queue()
-    threading.Thread(
-        target=lambda: [lines.put(line.strip()) for line in process.stdout or []],
-        daemon=True,
-    ).start()
-    try:
-        urls = dict(lines.get(timeout=20).split("=", 1) for _ in range(3))
-        listed = requests.get(
-            f"{urls['VERTEX_API_ENDPOINT']}/v1/projects/test-project/locations/us-central1/pipelineJobs",
-            timeout=5,
-        )
-        assert (listed.status_code, listed.json()) == (200, {})
-        endpoints = requests.get(  # the models and endpoints surface is installed
-            f"{urls['VERTEX_API_ENDPOINT']}/v1/projects/test-project/locations/us-central1/endpoints",
-            timeout=5,
-        )
-        assert (endpoints.status_code, endpoints.json()) == (200, {})
-        bucket = requests.get(
-            f"{urls['STORAGE_EMULATOR_HOST']}/storage/v1/b/test-staging-bucket",
-            timeout=5,
-        )
-        assert bucket.status_code == 200
-        assert urls["STAGING_BUCKET"] == "gs://test-staging-bucket"
-    finally:
-        process.terminate()
-        assert process.wait(timeout=10) == 0
