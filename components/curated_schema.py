@@ -21,6 +21,7 @@ from tfx import types
 from tfx.components.schema_gen.import_schema_gen import executor as import_schema_gen_executor
 from tfx.components.schema_gen.import_schema_gen.component import ImportSchemaGen
 from tfx.dsl.components.base import base_component, executor_spec
+from tfx.dsl.io import fileio
 from tfx.types import standard_artifacts, standard_component_specs
 from tfx.types.component_spec import ExecutionParameter
 
@@ -53,8 +54,13 @@ class Executor(import_schema_gen_executor.Executor):
 
     def Do(self, input_dict: dict[str, Any], output_dict: dict[str, Any], exec_properties: dict[str, Any]) -> None:
         key = standard_component_specs.SCHEMA_FILE_KEY
-        resolved = {**exec_properties, key: resolve(exec_properties[key])}
-        super().Do(input_dict, output_dict, resolved)
+        path = resolve(exec_properties[key])
+        if not fileio.exists(path):
+            raise FileNotFoundError(
+                f"the curated schema {path} does not exist: a relative schema_path is read from the project "
+                f"folder {PROJECT_ROOT}, which in the pipeline image holds it only when the Dockerfile copies schema/"
+            )
+        super().Do(input_dict, output_dict, {**exec_properties, key: path})
 
 
 class CuratedSchemaGen(ImportSchemaGen):
