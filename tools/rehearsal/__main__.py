@@ -60,6 +60,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print_tasks(findings)
         assert rehearsal.image is not None
         results = checks(rehearsal.config, rehearsal.image, findings, rehearsal.cloud)
+        if registered(findings) and rehearsal.config.endpoint is not None:
+            results.append(deploy_candidate(rehearsal))
         print_checks(results)
         succeeded = job.state.name == "PIPELINE_STATE_SUCCEEDED"
         passed = succeeded and all(check.ok for check in results)
@@ -69,6 +71,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.serve:
             serve(rehearsal)
         return 0 if passed else 1
+
+
+def registered(findings: Sequence[TaskFinding]) -> bool:
+    return any(f.name == "ModelRegistration" and f.state == "SUCCEEDED" for f in findings)
+
+
+def deploy_candidate(rehearsal: Rehearsal) -> Check:
+    """`promote canary` of the registered candidate, as a person would after the run: the endpoint
+    serves the real model, and the promotion's smoke test sends it the configured instances."""
+    assert rehearsal.config.endpoint is not None
+    endpoint = rehearsal.config.endpoint.endpoint_id
+    code = rehearsal.promote("canary", "--alias", "candidate", "--traffic", "10")
+    if code != 0:
+        return Check(False, f"Endpoint {endpoint}: `promote canary` of the candidate failed (exit {code}, see above)")
+    return Check(True, f"Endpoint {endpoint}: the candidate deployed and answered the promotion's smoke test")
 
 
 def print_tasks(findings: Sequence[TaskFinding]) -> None:
