@@ -106,6 +106,26 @@ resource "google_storage_bucket_iam_member" "data_readers" {
   member = each.value
 }
 
+# The models bucket: ModelRegistration (as tfx-pipelines) creates objects and reads them back (a
+# retried step compares what is there instead of writing again); neither role has
+# storage.objects.delete, without which an existing object can be neither deleted nor replaced.
+# tfx-dataflow gets nothing here. The promoter and var.model_readers may read.
+resource "google_storage_bucket_iam_member" "models_writer" {
+  for_each = toset(["roles/storage.objectCreator", "roles/storage.objectViewer"])
+
+  bucket = google_storage_bucket.models.name
+  role   = each.value
+  member = google_service_account.pipelines.member
+}
+
+resource "google_storage_bucket_iam_member" "models_readers" {
+  for_each = toset(concat([google_service_account.promoter.member], var.model_readers))
+
+  bucket = google_storage_bucket.models.name
+  role   = "roles/storage.objectViewer"
+  member = each.value
+}
+
 # Dataflow workers pull the pipeline image (--sdk_container_image); Vertex AI's own service
 # agents pull it in this project without a grant. var.image_readers: other projects' pullers.
 resource "google_artifact_registry_repository_iam_member" "readers" {

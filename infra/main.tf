@@ -6,11 +6,15 @@ locals {
   # The configs refer to these names (configs/vertex-<env>.yaml); docs/bootstrap.md says where.
   pipeline_bucket = "${var.project}-pipelines"
   data_bucket     = "${var.project}-data"
+  models_bucket   = "${var.project}-models"
   build_bucket    = "${var.project}-cloudbuild"
   state_bucket    = "${var.project}-tfstate"
   image_registry  = "${var.region}-docker.pkg.dev/${var.project}/${var.artifact_repository}"
   ci_count        = var.enable_ci_training ? 1 : 0
   deploy_count    = var.enable_ci_promotion ? 1 : 0
+
+  # registry.serving_image in configs/vertex-*.yaml is this path, then @sha256:<digest>.
+  serving_image_repository = "${var.region}-docker.pkg.dev/${var.project}/${var.dockerhub_repository}/tensorflow/serving"
 
   # Admission into either identity pool: tokens of this repository only (and of its numeric ID
   # when given, against re-created repositories of the same name).
@@ -21,7 +25,7 @@ locals {
 
   services = [
     "aiplatform.googleapis.com",           # Vertex AI Pipelines, Training, Model Registry, endpoints
-    "artifactregistry.googleapis.com",     # the pipeline image
+    "artifactregistry.googleapis.com",     # the pipeline image, the serving image's mirror
     "cloudbuild.googleapis.com",           # builds the image (no Docker on the runners)
     "cloudresourcemanager.googleapis.com", # project lookups by the SDKs and Terraform
     "compute.googleapis.com",              # Dataflow workers, the network

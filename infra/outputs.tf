@@ -31,6 +31,16 @@ output "data_path" {
   value       = "gs://${google_storage_bucket.data.name}/taxi"
 }
 
+output "models_bucket" {
+  description = "registry.models_bucket: registered SavedModels (create-only for the pipeline)."
+  value       = "gs://${google_storage_bucket.models.name}"
+}
+
+output "serving_image_repository" {
+  description = "registry.serving_image without its digest: tensorflow/serving through the Docker Hub mirror; append @sha256:<digest> (docs/vertex.md, \"The serving runtime\")."
+  value       = local.serving_image_repository
+}
+
 output "state_bucket" {
   description = "Bucket for this configuration's remote state (backend \"gcs\")."
   value       = google_storage_bucket.tfstate.name

@@ -1,5 +1,5 @@
 # Buckets: the pipeline root (artifacts, Dataflow temp/staging, pushed models), the training data,
-# the Cloud Build source and logs (dev), and the Terraform state.
+# the registered models, the Cloud Build source and logs (dev), and the Terraform state.
 #
 # All of them: uniform bucket-level access (IAM only, no ACLs), public access prevention
 # enforced, versioning with noncurrent versions deleted after var.noncurrent_version_days.
@@ -35,6 +35,38 @@ resource "google_storage_bucket" "data" {
   #checkov:skip=CKV_GCP_62:Access is recorded in Cloud Audit Logs (DATA_WRITE, ADMIN_READ; main.tf), Google's recommended replacement for usage logs.
   project                     = var.project
   name                        = local.data_bucket
+  location                    = var.region
+  storage_class               = "STANDARD"
+  uniform_bucket_level_access = true
+  public_access_prevention    = "enforced"
+
+  versioning {
+    enabled = true
+  }
+
+  lifecycle_rule {
+    condition {
+      days_since_noncurrent_time = var.noncurrent_version_days
+    }
+    action {
+      type = "Delete"
+    }
+  }
+
+  depends_on = [google_project_service.services]
+}
+
+# Registered models: ModelRegistration copies each blessed SavedModel here before the Model Registry
+# upload, and the version's artifactUri points here (registry.models_bucket). It is not the pipeline
+# root, where the pipeline's and Dataflow's accounts may delete and old runs get cleaned up: a
+# version a rollback needs must stay. The pipeline may only add objects (iam.tf: create, never
+# delete, and replacing an object needs delete). Live objects never expire; versioning keeps what
+# a person deletes or replaces for var.noncurrent_version_days. Not a retention policy: that would
+# also stop the deliberate removal of a deleted version's files, and a bucket cannot have both.
+resource "google_storage_bucket" "models" {
+  #checkov:skip=CKV_GCP_62:Access is recorded in Cloud Audit Logs (DATA_WRITE, ADMIN_READ; main.tf), Google's recommended replacement for usage logs.
+  project                     = var.project
+  name                        = local.models_bucket
   location                    = var.region
   storage_class               = "STANDARD"
   uniform_bucket_level_access = true

@@ -76,6 +76,18 @@ variable "artifact_repository" {
   default     = "pipelines"
 }
 
+variable "dockerhub_repository" {
+  description = "Artifact Registry remote repository (Docker Hub) the serving image is pulled through; registry.serving_image names it."
+  type        = string
+  default     = "dockerhub"
+}
+
+variable "model_readers" {
+  description = "Extra members allowed to read the models bucket, e.g. another project's Vertex AI service agent when it serves models registered here."
+  type        = list(string)
+  default     = []
+}
+
 variable "image_readers" {
   description = "Extra members allowed to pull from the repository, e.g. the prod project's Dataflow account and Vertex AI service agents when prod runs images built in dev (docs/vertex.md)."
   type        = list(string)

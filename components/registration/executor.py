@@ -1,5 +1,6 @@
 """What the registration step does: nothing for an unblessed model; otherwise a serving smoke test
-of the SavedModel, then (with a registry configured) the upload as a new registry version."""
+of the SavedModel, then (with a registry configured) its copy in the models bucket
+(models_bucket.py) and the upload of that copy as a new registry version."""
 
 from __future__ import annotations
 
@@ -15,9 +16,11 @@ from tfx.types import artifact_utils
 from tfx.utils import path_utils
 
 from components import eval_metrics
-from components.registration.settings import RegistrySettings
+from components.registration.models_bucket import ModelCopyError, copy_to_models_bucket
+from components.registration.settings import TF_SERVING, RegistrySettings
 from components.registration.upload import (
     RegisteredVersion,
+    pipeline_job_id,
     provenance_labels,
     register_version,
     version_description,
@@ -70,9 +73,21 @@ class Executor(base_executor.BaseExecutor):
         evaluations = input_dict.get(EVALUATION_KEY) or []
         metrics = overall_metrics(evaluations[0].uri) if evaluations else {}
         labels = provenance_labels(settings, output.uri)
-        version = register_version(settings, model_dir, labels, version_description(metrics))
-        logging.info("Registered %s as %s with labels %s", model_dir, version.versioned_name, labels)
-        _record(output, version=version, labels=labels)
+        artifact_uri = registered_artifacts(settings, model_dir, pipeline_job_id(settings.pipeline_root, output.uri))
+        version = register_version(settings, artifact_uri, labels, version_description(metrics))
+        logging.info("Registered %s as %s with labels %s", artifact_uri, version.versioned_name, labels)
+        _record(output, version=version, labels=labels, artifact_uri=artifact_uri)
+
+
+def registered_artifacts(settings: RegistrySettings, model_dir: str, job_id: str | None) -> str:
+    """What the registry version points at: the SavedModel's copy in the models bucket, in the
+    serving container's layout; without a models bucket, the SavedModel where the Trainer wrote it."""
+    if settings.models_bucket:
+        return copy_to_models_bucket(settings, model_dir, job_id).artifact_uri
+    if settings.serving_container == TF_SERVING:
+        raise ModelCopyError("registry.models_bucket is required with serving_container tf-serving (version folders)")
+    logging.warning("No models bucket: the version points into the pipeline root (%s)", model_dir)
+    return model_dir
 
 
 def _record(
@@ -81,6 +96,7 @@ def _record(
     version: RegisteredVersion | None = None,
     labels: dict[str, str] | None = None,
     reason: str | None = None,
+    artifact_uri: str | None = None,
 ) -> None:
     """Custom properties in the PushedModel convention (`pushed`, `pushed_destination`,
     `pushed_version`) plus the registry's names, and the same as JSON in the artifact folder."""
@@ -94,7 +110,10 @@ def _record(
         output.set_string_custom_property("pushed_version", version.version_id)
         output.set_string_custom_property("model_version_name", version.versioned_name)
         output.set_string_custom_property("model_version_id", version.version_id)
-        details.update(model=version.model, version_id=version.version_id, labels=labels or {})
+        output.set_string_custom_property("model_artifact_uri", artifact_uri or "")
+        details.update(
+            model=version.model, version_id=version.version_id, labels=labels or {}, artifact_uri=artifact_uri
+        )
     fileio.makedirs(output.uri)
     with fileio.open(f"{output.uri}/{RECORD_FILE}", "w") as record:
         record.write(json.dumps(details, indent=2, sort_keys=True))

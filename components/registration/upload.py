@@ -4,6 +4,14 @@ The first upload creates the model under its fixed ID (version 1, which Vertex A
 `default` alias); every later upload adds a version to it (`parent_model`) without moving
 `default`, which promotion keeps on the production version. Each new version takes the
 `candidate` alias from the version that held it.
+
+The version's serving container (`serving_container_settings`): with `tf-serving`, TensorFlow
+Serving's own image as a custom container, started as `tensorflow_model_server` with Vertex AI's
+`$(VAR)` references, which Vertex AI expands before the container starts (ModelContainerSpec):
+the REST port is `$(AIP_HTTP_PORT)`, the first of `ports` (SERVING_PORT), and the model is read
+from `$(AIP_STORAGE_URI)`, Vertex AI's copy of the version's artifactUri; health and predict go
+to TF Serving's own routes for the model. With `prebuilt`, Google's prebuilt TensorFlow image,
+which needs nothing but the image.
 """
 
 from __future__ import annotations
@@ -12,10 +20,14 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from components.registration.settings import BLESSED_LABEL, CANDIDATE_ALIAS, RegistrySettings
+from components.registration.settings import BLESSED_LABEL, CANDIDATE_ALIAS, TF_SERVING, RegistrySettings
 from pipeline.vertex.labels import sanitize_labels
 
 UNKNOWN = "unknown"
+# The container port Vertex AI sends health checks and predictions to, and sets as AIP_HTTP_PORT;
+# TF Serving's REST API listens there through `--rest_api_port=$(AIP_HTTP_PORT)`.
+SERVING_PORT = 8080
+TF_SERVING_COMMAND = "tensorflow_model_server"  # /usr/bin in the tensorflow/serving image
 _LOG = logging.getLogger(__name__)
 
 
@@ -39,7 +51,7 @@ def register_version(
     init_sdk(settings)
     where = {"project": settings.project, "location": settings.region}
     upload = {
-        "serving_container_image_uri": settings.serving_image,
+        **serving_container_settings(settings),
         "artifact_uri": artifact_uri,
         "display_name": settings.display_name,
         "labels": dict(labels),
@@ -59,6 +71,25 @@ def register_version(
         parent_model=parent.resource_name, is_default_version=False, version_aliases=[CANDIDATE_ALIAS], **upload
     )
     return RegisteredVersion(model.resource_name, model.version_id)
+
+
+def serving_container_settings(settings: RegistrySettings) -> dict[str, object]:
+    """The `serving_container_*` arguments of `aiplatform.Model.upload` for the configured container."""
+    if settings.serving_container != TF_SERVING:
+        return {"serving_container_image_uri": settings.serving_image}
+    name = settings.serving_model_name
+    return {
+        "serving_container_image_uri": settings.serving_image,
+        "serving_container_command": [TF_SERVING_COMMAND],
+        "serving_container_args": [
+            f"--model_name={name}",
+            "--model_base_path=$(AIP_STORAGE_URI)",
+            "--rest_api_port=$(AIP_HTTP_PORT)",
+        ],
+        "serving_container_ports": [SERVING_PORT],
+        "serving_container_predict_route": f"/v1/models/{name}:predict",
+        "serving_container_health_route": f"/v1/models/{name}",
+    }
 
 
 def init_sdk(settings: RegistrySettings) -> None:

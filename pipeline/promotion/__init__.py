@@ -7,6 +7,7 @@
 - `state.py`: what the registry aliases and the endpoint's traffic say, and whether they agree.
 - `plan.py`: what each command changes, computed from the state alone (so re-runs are no-ops).
 - `vertex.py`: reading the state and applying the steps through the Vertex AI SDK.
-- `smoke.py`: the endpoint smoke test run after a canary deploy.
+- `smoke.py`: the endpoint smoke test run after a canary deploy; `sampling.py` its statistics;
+  `smoke_summary.py` its report (terminal lines, Markdown for --summary-file).
 - `cli.py`: the `promote` command: plan, print, apply, restore on failure.
 """

@@ -2,7 +2,11 @@
 
 Exit codes: 0 done, or nothing to do, or --dry-run; 1 a step failed (a failed canary smoke test
 restores the traffic before it and undeploys the canary); 2 refused before any change (bad
-config, no credentials, unknown or unblessed version, registry and endpoint disagree).
+config, no credentials, unknown or unblessed version, registry and endpoint disagree, a canary
+share too small for the smoke test to reach within endpoint.smoke_test.max_predictions).
+
+--summary-file F appends the smoke test's decision and numbers to F as Markdown (a command
+without a smoke test appends nothing).
 """
 
 from __future__ import annotations
@@ -18,9 +22,26 @@ from typing import TextIO
 from components.registration.settings import BLESSED_LABEL
 from pipeline.config import PipelineConfig, VertexRunnerConfig
 from pipeline.promotion import plan as plans
-from pipeline.promotion.smoke import SampleError, load_instances, smoke_test_endpoint
+from pipeline.promotion.smoke import (
+    RequestPlan,
+    SampleError,
+    TooManyRequests,
+    judge,
+    load_instances,
+    plan_requests,
+    send_requests,
+)
+from pipeline.promotion.smoke_summary import append_markdown, result_lines
 from pipeline.promotion.state import State, describe_aliases, describe_traffic
-from pipeline.promotion.vertex import PromotionError, Target, apply, predictor, read_state, version_details
+from pipeline.promotion.vertex import (
+    PromotionError,
+    Target,
+    apply,
+    predictor,
+    read_state,
+    serving_models,
+    version_details,
+)
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -53,6 +74,11 @@ def add_promote_parser(
     )
     for command in (canary, finish, rollback):
         command.add_argument("--dry-run", action="store_true", help="print the plan only; change nothing")
+        command.add_argument(
+            "--summary-file",
+            type=Path,
+            help="append the smoke test's decision and numbers as Markdown (e.g. $GITHUB_STEP_SUMMARY)",
+        )
 
 
 def run_promote(config: PipelineConfig, config_file: Path, args: argparse.Namespace, out: TextIO | None = None) -> int:
@@ -84,20 +110,23 @@ def _promote(target: Target, args: argparse.Namespace, instances: list, out: Tex
     try:
         state = read_state(target)
         plan = _plan(target, state, args)
+        requests = _request_plan(target, plan)
     except plans.NothingToDo as nothing:
         out.write(f"Nothing to do: {nothing}\n")
         return EXIT_OK
-    except (plans.Refusal, PromotionError) as refusal:
+    except (plans.Refusal, PromotionError, TooManyRequests) as refusal:
         return _fail(f"{args.step} refused: {refusal}")
     out.write("\n".join(plan.lines()) + "\n")
+    if requests is not None:
+        out.write(f"  smoke test: {requests.describe()}\n")
     if args.dry_run:
         out.write("Dry run: nothing was changed.\n")
         return EXIT_OK
     for index, step in enumerate(plan.steps, start=1):
         out.write(f"[{index}/{len(plan.steps)}] {step.describe()}\n")
         out.flush()
-        if isinstance(step, plans.SmokeTest):
-            return _smoke_test(target, plan, step, instances, out)
+        if isinstance(step, plans.SmokeTest) and requests is not None:
+            return _smoke_test(target, plan, requests, instances, args.summary_file, out)
         try:
             apply(target, step)
         except (exceptions.GoogleAPICallError, exceptions.RetryError, PromotionError, OSError) as error:
@@ -120,21 +149,32 @@ def _plan(target: Target, state: State, args: argparse.Namespace) -> plans.Plan:
     return plans.plan_canary(state, details.version, args.traffic)
 
 
-def _smoke_test(target: Target, plan: plans.Plan, step: plans.SmokeTest, instances: list, out: TextIO) -> int:
+def _request_plan(target: Target, plan: plans.Plan) -> RequestPlan | None:
+    """How many requests the plan's smoke test sends (None without one); raises TooManyRequests."""
+    step = next((step for step in plan.steps if isinstance(step, plans.SmokeTest)), None)
+    return plan_requests(target.endpoint.smoke_test, step.version, step.traffic) if step else None
+
+
+def _smoke_test(
+    target: Target, plan: plans.Plan, requests: RequestPlan, instances: list, summary: Path | None, out: TextIO
+) -> int:
     config = target.endpoint.smoke_test
     endpoint, predict = predictor(target)
-    deployed_models = endpoint.gca_resource.deployed_models
-    canary_id = next((deployed.id for deployed in deployed_models if deployed.model_version_id == step.version), None)
-    report = smoke_test_endpoint(predict, instances, config)
-    out.write(f"  smoke test: {report.summary()}\n")
-    failures = report.failures(config, canary_id)
-    if not failures:
+    outcomes = send_requests(predict, instances, requests.requests)
+    result = judge(outcomes, config, requests, serving_models(endpoint))
+    out.write("".join(f"  {line}\n" for line in result_lines(result)))
+    if summary is not None:
+        try:
+            append_markdown(summary, result)
+        except OSError as error:  # the report is extra: the decision and the restore must not depend on it
+            out.write(f"  warning: cannot append the smoke test to {summary}: {error.strerror or error}\n")
+    if result.passed:
         _report(target, "Done: the canary passed the smoke test.", out)
         return EXIT_OK
-    for failure in failures:
+    for failure in result.failures:
         out.write(f"  FAILED: {failure}\n")
-    _restore(target, plan, step.version, out)
-    return _fail(f"the smoke test of v{step.version} failed: {failures[0]}", EXIT_FAILED)
+    _restore(target, plan, requests.canary_version, out)
+    return _fail(f"the smoke test of v{requests.canary_version} failed: {result.failures[0]}", EXIT_FAILED)
 
 
 def _step_failed(target: Target, plan: plans.Plan, step: plans.Step, error: Exception, out: TextIO) -> int:

@@ -78,9 +78,13 @@ class MoveAliases:
 @dataclass(frozen=True)
 class SmokeTest:
     version: str
+    traffic: int  # the canary's percent, which sets how many requests the smoke test sends
 
     def describe(self) -> str:
-        return f"smoke-test the endpoint (v{self.version} must answer); on failure restore the traffic before"
+        return (
+            f"smoke-test the endpoint (v{self.version} at {self.traffic}% must answer); "
+            "on failure restore the traffic before"
+        )
 
 
 Step = CreateEndpoint | Deploy | SetTraffic | Undeploy | MoveAliases | SmokeTest
@@ -151,7 +155,7 @@ def plan_canary(state: State, version: str, traffic: int) -> Plan:
         steps.append(SetTraffic(after))
     else:
         notes.append(f"v{version} already receives {traffic}%: only the smoke test runs again")
-    steps.append(SmokeTest(version))
+    steps.append(SmokeTest(version, after[version]))
     summary = f"canary of v{version} with {after[version]}% of the traffic"
     return Plan("canary", summary, state, after, dict(state.aliases), tuple(steps), tuple(notes))
 

@@ -23,6 +23,7 @@ from typing import Any
 from pipeline.config import PipelineConfig, VertexRunnerConfig
 from pipeline.deploy_config import EndpointConfig, RegistryConfig
 from pipeline.promotion.plan import CreateEndpoint, Deploy, MoveAliases, SetTraffic, SmokeTest, Step, Undeploy
+from pipeline.promotion.smoke import Serving
 from pipeline.promotion.state import Deployment, State
 
 
@@ -155,6 +156,16 @@ def predictor(target: Target) -> tuple[Any, Any]:
         return endpoint.predict(instances=list(instances), timeout=timeout)
 
     return endpoint, predict
+
+
+def serving_models(endpoint: Any) -> list[Serving]:
+    """The endpoint's deployed models, their versions and traffic percents, as last loaded."""
+    resource = endpoint.gca_resource
+    split = dict(resource.traffic_split)
+    return [
+        Serving(deployed.id, deployed.model_version_id, int(split.get(deployed.id, 0)))
+        for deployed in resource.deployed_models
+    ]
 
 
 def _endpoint(target: Target) -> Any:

@@ -1,9 +1,11 @@
-"""The ModelRegistration executor on real artifacts, uploading through the real SDK to the fake."""
+"""The ModelRegistration executor on real artifacts, uploading through the real SDK to the fake; the
+copy into the models bucket; and the `registry` config section."""
 
 from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -11,26 +13,36 @@ from google.cloud import aiplatform
 from tfx.types import artifact_utils, standard_artifacts
 
 from components.registration import executor
-from components.registration.settings import RegistrySettings
+from components.registration.models_bucket import CopiedModel, ModelCopyError, copy_to_models_bucket
+from components.registration.settings import PREBUILT, SERVING_CONTAINERS, TF_SERVING, RegistrySettings
 from components.registration.upload import pipeline_job_id, provenance_labels, register_version
 from components.smoke_test import SmokeTestError
+from pipeline.config import BASE_CONFIG, ConfigError, load_config, vertex_config_path
+from pipeline.deploy_config import RegistryConfig
 from tests.components.test_smoke_test import tiny_model
-from tools.standins.fixtures import VertexStandins, write_pipeline_spec
+from tools.standins.fixtures import VertexStandins, environment_variable, write_pipeline_spec
+from tools.standins.storage import StorageServer
 
 PROJECT_NUMBER = "123456789012"
 IMAGE = "us-central1-docker.pkg.dev/my-tfx-dev/pipelines/taxi-tips@sha256:" + "0123456789abcdef" * 4
+SERVING_IMAGE = "us-central1-docker.pkg.dev/my-tfx-dev/dockerhub/tensorflow/serving@sha256:" + "fedcba9876543210" * 4
 ROOT = "gs://my-tfx-dev-pipelines/taxi-tips"
+MODELS_BUCKET = "my-tfx-dev-models"
 
 
-def settings(pipeline_root: str = ROOT) -> RegistrySettings:
+def settings(
+    pipeline_root: str = ROOT, serving_container: str = TF_SERVING, models_bucket: str | None = f"gs://{MODELS_BUCKET}"
+) -> RegistrySettings:
     return RegistrySettings(
         project="my-tfx-dev",
         region="us-central1",
         model_id="taxi-tips",
         display_name="taxi-tips",
-        serving_image="us-docker.pkg.dev/vertex-ai/prediction/tf2-cpu.2-15:latest",
+        serving_image=SERVING_IMAGE,
         pipeline_root=pipeline_root,
         pipeline_image=IMAGE,
+        serving_container=serving_container,
+        models_bucket=models_bucket,
     )
 
 
@@ -81,6 +93,7 @@ def test_blessed_models_become_versions_of_one_registry_model(
     vertex_env: VertexStandins, model_uri: Path, examples_uri: Path, tmp_path: Path
 ) -> None:
     registry = settings(pipeline_root=str(tmp_path))
+    vertex_env.create_bucket(MODELS_BUCKET)
     submit_job(tmp_path, "taxi-tips-vertex-dev-20261127-030000-ab12", "1a2b3c4d5e6f")
     submit_job(tmp_path, "taxi-tips-vertex-dev-20261204-030000-cd34", "99aa88bb77cc")
 
@@ -101,8 +114,25 @@ def test_blessed_models_become_versions_of_one_registry_model(
         "git_commit": "99aa88bb77cc",
         "image_digest": "0123456789ab",
     }
-    assert version["containerSpec"]["imageUri"] == registry.serving_image
-    assert version["artifactUri"].startswith("gs://test-staging-bucket/vertex_ai_auto_staging/")  # staged copy
+    # Each version points at its own copy in the models bucket, in TF Serving's layout.
+    base = f"gs://{MODELS_BUCKET}/taxi-tips/taxi-tips-vertex-dev-20261204-030000-cd34"
+    assert version["artifactUri"] == base
+    assert (
+        model.version("1")["artifactUri"] == f"gs://{MODELS_BUCKET}/taxi-tips/taxi-tips-vertex-dev-20261127-030000-ab12"
+    )
+    exported = sorted(
+        str(p.relative_to(model_uri / "Format-Serving"))
+        for p in (model_uri / "Format-Serving").rglob("*")
+        if p.is_file()
+    )
+    copied = sorted(
+        blob.name
+        for blob in vertex_env.storage_client().list_blobs(
+            MODELS_BUCKET, prefix="taxi-tips/taxi-tips-vertex-dev-20261204"
+        )
+    )
+    assert copied == [f"taxi-tips/taxi-tips-vertex-dev-20261204-030000-cd34/1/{name}" for name in exported]
+    assert "saved_model.pb" in exported and any(name.startswith("variables/") for name in exported)
     assert version["versionDescription"] == "Blessed by the Evaluator. Eval metrics: not recorded"
     assert [r.body.get("parentModel", "") for r in vertex_env.server.find_requests("POST", r"models:upload$")] == [
         "",
@@ -113,9 +143,45 @@ def test_blessed_models_become_versions_of_one_registry_model(
     assert second.get_string_custom_property("model_version_name") == (
         "projects/my-tfx-dev/locations/us-central1/models/taxi-tips@2"
     )
+    assert second.get_string_custom_property("model_artifact_uri") == base
     assert second.get_string_custom_property("smoke_test").startswith("passed: 4 eval rows")
     record = json.loads((Path(second.uri) / "registration.json").read_text())
     assert (record["registered"], record["version_id"], record["labels"]["git_commit"]) == (True, "2", "99aa88bb77cc")
+    assert record["artifact_uri"] == base
+
+
+def test_the_upload_names_tf_servings_command_ports_and_routes(vertex_env: VertexStandins) -> None:
+    """What the SDK sends in UploadModelRequest.model.containerSpec, and what Vertex AI keeps."""
+    register_version(settings(), f"gs://{MODELS_BUCKET}/taxi-tips/run-1", {"blessed": "true"}, "first")
+
+    (request,) = vertex_env.server.find_requests("POST", r"models:upload$")
+    expected = {
+        "imageUri": SERVING_IMAGE,
+        "command": ["tensorflow_model_server"],
+        "args": ["--model_name=taxi-tips", "--model_base_path=$(AIP_STORAGE_URI)", "--rest_api_port=$(AIP_HTTP_PORT)"],
+        "ports": [{"containerPort": 8080}],
+        "predictRoute": "/v1/models/taxi-tips:predict",
+        "healthRoute": "/v1/models/taxi-tips",
+    }
+    assert request.body["model"]["containerSpec"] == expected
+    assert request.body["model"]["artifactUri"] == f"gs://{MODELS_BUCKET}/taxi-tips/run-1"
+    assert vertex_env.models.model("taxi-tips").version("1")["containerSpec"] == expected
+
+
+def test_the_prebuilt_container_gets_the_saved_model_at_the_root(
+    vertex_env: VertexStandins, model_uri: Path, examples_uri: Path, tmp_path: Path
+) -> None:
+    vertex_env.create_bucket(MODELS_BUCKET)
+    submit_job(tmp_path, "run-7", "1a2b3c4d5e6f")
+    registry = settings(pipeline_root=str(tmp_path), serving_container=PREBUILT)
+
+    run_executor(model_uri, examples_uri, task_output(tmp_path, "run-7"), registry=registry)
+
+    version = vertex_env.models.model("taxi-tips").version("1")
+    assert version["artifactUri"] == f"gs://{MODELS_BUCKET}/taxi-tips/run-7"
+    assert version["containerSpec"] == {"imageUri": SERVING_IMAGE}  # the image's own entrypoint and routes
+    names = {blob.name for blob in vertex_env.storage_client().list_blobs(MODELS_BUCKET)}
+    assert "taxi-tips/run-7/saved_model.pb" in names and not any("/1/" in name for name in names)
 
 
 def test_an_unblessed_model_is_not_uploaded(
@@ -189,3 +255,138 @@ def test_provenance_without_a_known_job(vertex_env: VertexStandins) -> None:
 )
 def test_pipeline_job_id_from_the_artifact_path(uri: str, job: str | None) -> None:
     assert pipeline_job_id(ROOT + "/", uri) == job
+
+
+# -- the copy into the models bucket, against the Cloud Storage stand-in (preconditions as GCS) --------
+
+
+@pytest.fixture
+def gcs() -> Iterator[StorageServer]:
+    """Cloud Storage with the pipeline root's and the models bucket, for google-cloud-storage."""
+    with StorageServer() as server, environment_variable("STORAGE_EMULATOR_HOST", server.url):
+        for bucket in ("my-tfx-dev-pipelines", MODELS_BUCKET):
+            server.create_bucket(bucket, project="my-tfx-dev")
+        yield server
+
+
+def exported_files(model_uri: Path) -> dict[str, bytes]:
+    folder = model_uri / "Format-Serving"
+    return {path.relative_to(folder).as_posix(): path.read_bytes() for path in folder.rglob("*") if path.is_file()}
+
+
+def test_a_saved_model_in_the_pipeline_root_is_copied_by_the_service(gcs: StorageServer, model_uri: Path) -> None:
+    """The Trainer's gs:// export is copied server-side (rewriteTo), saved_model.pb last."""
+    source = f"{ROOT}/{PROJECT_NUMBER}/run-1/Trainer_5/model/Format-Serving"
+    for name, data in exported_files(model_uri).items():
+        gcs.put_object("my-tfx-dev-pipelines", f"{source.split('/', 3)[3]}/{name}", data)
+
+    copied = copy_to_models_bucket(settings(), source, "run-1")
+
+    assert (copied.artifact_uri, copied.saved_model_uri) == (
+        f"gs://{MODELS_BUCKET}/taxi-tips/run-1",
+        f"gs://{MODELS_BUCKET}/taxi-tips/run-1/1",
+    )
+    assert {name: gcs.get_object(MODELS_BUCKET, f"taxi-tips/run-1/1/{name}") for name in exported_files(model_uri)} == (
+        exported_files(model_uri)
+    )
+    writes = [r for r in gcs.requests if r.method == "POST" and MODELS_BUCKET in r.path]
+    assert all("/rewriteTo/" in r.path and r.query.get("ifGenerationMatch") == "0" for r in writes)
+    assert writes[-1].path.endswith("saved_model.pb")
+    assert (copied.files, copied.already_there) == (len(exported_files(model_uri)), 0)
+
+
+def test_a_retried_copy_keeps_what_is_there_and_never_replaces_it(
+    gcs: StorageServer, model_uri: Path, tmp_path: Path
+) -> None:
+    model_dir = str(model_uri / "Format-Serving")
+    first = copy_to_models_bucket(settings(), model_dir, "run-2")
+    again = copy_to_models_bucket(settings(), model_dir, "run-2")  # a retried task of the same run
+
+    assert again == CopiedModel(first.artifact_uri, first.saved_model_uri, first.files, already_there=first.files)
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "saved_model.pb").write_bytes(b"another model")
+    with pytest.raises(ModelCopyError, match=r"taxi-tips/run-2/1/saved_model.pb exists with other content"):
+        copy_to_models_bucket(settings(), str(other), "run-2")
+    assert (
+        gcs.get_object(MODELS_BUCKET, "taxi-tips/run-2/1/saved_model.pb") == exported_files(model_uri)["saved_model.pb"]
+    )
+
+
+def test_without_a_known_run_the_folder_is_named_by_the_content(gcs: StorageServer, model_uri: Path) -> None:
+    model_dir = str(model_uri / "Format-Serving")
+    copied = copy_to_models_bucket(settings(), model_dir, None)
+    assert copied.artifact_uri.startswith(f"gs://{MODELS_BUCKET}/taxi-tips/sha256-")
+    assert copy_to_models_bucket(settings(), model_dir, None).artifact_uri == copied.artifact_uri
+
+
+def test_tf_serving_needs_a_models_bucket(model_uri: Path) -> None:
+    """Without one the version would point at the Trainer's export, which has no version folder."""
+    with pytest.raises(ModelCopyError, match="models_bucket is required with serving_container tf-serving"):
+        executor.registered_artifacts(settings(models_bucket=None), str(model_uri / "Format-Serving"), "run-4")
+    prebuilt = settings(serving_container=PREBUILT, models_bucket=None)
+    assert executor.registered_artifacts(prebuilt, f"{ROOT}/model", "run-4") == f"{ROOT}/model"  # as before
+
+
+def test_a_folder_without_a_saved_model_is_refused(gcs: StorageServer, tmp_path: Path) -> None:
+    (tmp_path / "variables").mkdir()
+    (tmp_path / "variables" / "variables.index").write_bytes(b"x")
+    with pytest.raises(ModelCopyError, match="holds no saved_model.pb"):
+        copy_to_models_bucket(settings(), str(tmp_path), "run-3")
+    assert gcs.object_names(MODELS_BUCKET) == []
+
+
+# -- the registry config section ----------------------------------------------------------------------
+
+
+def registry_override(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "registry.yaml"
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "registry: {serving_image: 'us-docker.pkg.dev/vertex-ai/prediction/tf2-cpu.2-15:latest'}\n",
+            "registry.serving_image: image 'us-docker.pkg.dev/vertex-ai/prediction/tf2-cpu.2-15:latest' is given "
+            "by tag ':latest', which can move; pin it by digest, such as",
+        ),
+        (
+            "registry: {serving_image: 'us-central1-docker.pkg.dev/p/dockerhub/tensorflow/serving:2.16.1'}\n",
+            "is given by tag ':2.16.1', which can move; pin it by digest",
+        ),
+        (
+            "registry: {serving_image: 'us-central1-docker.pkg.dev/p/dockerhub/tensorflow/serving:2.16.1@sha256:"
+            + "a" * 64
+            + "'}\n",
+            "is given by tag ':2.16.1', which can move",  # a tag next to the digest is refused too, as for runner.image
+        ),
+        ("registry: {serving_image: 'tensorflow/serving@sha256:" + "a" * 64 + "'}\n", "does not start with a registry"),
+        ("registry: {serving_container: docker}\n", "registry.serving_container: input should be 'tf-serving' or"),
+        ("registry: {models_bucket: my-tfx-dev-models}\n", "registry.models_bucket: expected a gs:// bucket such as"),
+        ("registry: {models_bucket: null}\n", "registry.models_bucket: input should be a valid string"),
+    ],
+)
+def test_the_registry_section_refuses_a_tagged_image_and_a_bad_bucket(tmp_path: Path, text: str, expected: str) -> None:
+    with pytest.raises(ConfigError) as error:
+        load_config([BASE_CONFIG, vertex_config_path("dev"), registry_override(tmp_path, text)])
+    assert expected in str(error.value) and "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize("env", ["dev", "prod"])
+def test_the_vertex_configs_serve_with_tf_serving_from_the_projects_mirror(env: str) -> None:
+    config = load_config([BASE_CONFIG, vertex_config_path(env)])
+    assert config.registry is not None
+    project = config.runner.project
+    assert config.registry.serving_container == TF_SERVING
+    assert config.registry.serving_image.startswith(
+        f"us-central1-docker.pkg.dev/{project}/dockerhub/tensorflow/serving@sha256:"
+    )
+    assert config.registry.models_bucket == f"gs://{project}-models"
+    assert not config.runner.pipeline_root.startswith(config.registry.models_bucket)
+
+
+def test_the_config_knows_the_containers_the_registration_knows() -> None:
+    assert RegistryConfig.model_fields["serving_container"].annotation.__args__ == SERVING_CONTAINERS

@@ -151,9 +151,69 @@ def test_buckets_are_private_uniform_and_versioned() -> None:
 
 
 def test_the_image_repository_is_docker_with_immutable_tags() -> None:
-    (repository,) = resources("google_artifact_registry_repository").values()
+    repository = resources("google_artifact_registry_repository")["pipelines"]
     assert repository["format"] == "DOCKER"
+    assert repository.get("mode") in (None, "STANDARD_REPOSITORY")
     assert scalar(repository["docker_config"])["immutable_tags"] is True
+
+
+def test_the_serving_image_comes_through_a_docker_hub_mirror_in_the_project() -> None:
+    repositories = resources("google_artifact_registry_repository")
+    assert set(repositories) == {"pipelines", "dockerhub"}
+    mirror = repositories["dockerhub"]
+    assert (mirror["format"], mirror["mode"]) == ("DOCKER", "REMOTE_REPOSITORY")
+    assert mirror["repository_id"] == "${var.dockerhub_repository}"
+    upstream = scalar(scalar(mirror["remote_repository_config"])["docker_repository"])
+    assert upstream == {"public_repository": "DOCKER_HUB"}
+    assert "cleanup_policies" not in mirror  # a cached serving image is never removed by a policy
+    assert locals_()["serving_image_repository"] == (
+        "${var.region}-docker.pkg.dev/${var.project}/${var.dockerhub_repository}/tensorflow/serving"
+    )
+
+
+# Roles that can delete or replace objects (storage.objects.delete), at any level.
+DELETING_ROLES = re.compile(
+    r"roles/storage\.(admin|objectAdmin|objectUser|legacyBucketWriter|legacyBucketOwner|legacyObjectOwner)\b"
+)
+
+
+def test_the_models_bucket_keeps_every_registered_model() -> None:
+    models = resources("google_storage_bucket")["models"]
+    assert models["name"] == "${local.models_bucket}"
+    assert scalar(models["versioning"])["enabled"] is True
+    assert models.get("force_destroy") in (None, False)
+    assert "retention_policy" not in models  # versioning instead: a bucket cannot have both
+    # Lifecycle rules may only remove noncurrent versions, never a live object.
+    for rule in models.get("lifecycle_rule", []):
+        assert set(scalar(rule["condition"])) == {"days_since_noncurrent_time"}
+
+
+def test_the_pipeline_may_create_models_but_nobody_may_delete_them() -> None:
+    on_models = {
+        name: body
+        for name, body in resources("google_storage_bucket_iam_member").items()
+        if body["bucket"] == "${google_storage_bucket.models.name}"
+    }
+    assert set(on_models) == {"models_writer", "models_readers"}
+    writer, readers = on_models["models_writer"], on_models["models_readers"]
+    assert writer["member"] == "${google_service_account.pipelines.member}"
+    assert set(re.findall(r"roles/[\w.]+", writer["for_each"])) == {
+        "roles/storage.objectCreator",
+        "roles/storage.objectViewer",
+    }
+    assert readers["role"] == "roles/storage.objectViewer"
+    assert "${google_service_account.promoter.member}" in readers["for_each"]
+    assert "dataflow" not in str(on_models)
+    assert not DELETING_ROLES.search(str(on_models))
+    # Nor through the project: no storage role there (their project roles, aiplatform.user,
+    # compute.networkViewer, dataflow.developer and dataflow.worker, hold no storage.objects.delete).
+    project_roles = {
+        body["member"]: set(re.findall(r"roles/[\w.]+", f"{body['role']} {body.get('for_each', '')}"))
+        for body in resources("google_project_iam_member").values()
+        if body["member"] in {"${google_service_account.pipelines.member}", "${google_service_account.dataflow.member}"}
+    }
+    assert not any(DELETING_ROLES.search(" ".join(roles)) for roles in project_roles.values())
+    assert not any(role.startswith("roles/storage.") for roles in project_roles.values() for role in roles)
 
 
 def test_names_fit_the_vertex_configs() -> None:
@@ -169,6 +229,14 @@ def test_names_fit_the_vertex_configs() -> None:
 
         assert runner["pipeline_root"] == f"gs://{name(local_values['pipeline_bucket'])}/taxi-tips"
         assert data["path"] == f"gs://{name(local_values['data_bucket'])}/taxi"
+        registry = yaml.safe_load((REPO_ROOT / "configs" / f"vertex-{environment}.yaml").read_text())["registry"]
+        assert registry["models_bucket"] == f"gs://{name(local_values['models_bucket'])}"
+        serving_repository = (
+            name(local_values["serving_image_repository"])
+            .replace("${var.region}", runner["region"])
+            .replace("${var.dockerhub_repository}", variables()["dockerhub_repository"]["default"])
+        )
+        assert registry["serving_image"].startswith(f"{serving_repository}@sha256:")
         accounts = {body["account_id"]: f"{body['account_id']}@{project}.iam.gserviceaccount.com"
                     for body in resources("google_service_account").values()}  # fmt: skip
         assert runner["service_account"] == accounts["tfx-pipelines"]
@@ -190,7 +258,8 @@ def test_outputs_give_every_variable_the_workflows_read() -> None:
     assert used("ci.yaml") == set()
     for output in ("workload_identity_provider", "trainer_service_account", "deploy_workload_identity_provider",
                    "promoter_service_account", "pipeline_bucket", "image_repository", "build_bucket",
-                   "build_service_account", "pipeline_service_account", "dataflow_service_account"):  # fmt: skip
+                   "build_service_account", "pipeline_service_account", "dataflow_service_account",
+                   "models_bucket", "serving_image_repository"):  # fmt: skip
         assert output in values
 
 
@@ -206,3 +275,56 @@ def test_terraform_fmt() -> None:
         env={"PATH": "/usr/bin:/bin", "TF_CLI_CONFIG_FILE": "/dev/null", "CHECKPOINT_DISABLE": "1"},
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+BOOTSTRAP = REPO_ROOT / "docs" / "bootstrap.md"
+# Columns of the role table in docs/bootstrap.md, by the Terraform resource each one means.
+TABLE_COLUMNS = {
+    "project": "project",
+    "`<project>-pipelines`": "${google_storage_bucket.pipelines.name}",
+    "`<project>-data`": "${google_storage_bucket.data.name}",
+    "`<project>-models`": "${google_storage_bucket.models.name}",
+    "`<project>-cloudbuild`": "${google_storage_bucket.cloudbuild[0].name}",
+    "repository `pipelines`": "${google_artifact_registry_repository.pipelines.name}",
+}
+
+
+def granted_roles() -> dict[tuple[str, str], set[str]]:
+    """{(service account resource, granted on): roles without 'roles/'} from the *_iam_member resources."""
+    grants: dict[tuple[str, str], set[str]] = {}
+    for resource_type, on in (
+        ("google_project_iam_member", "project"),
+        ("google_storage_bucket_iam_member", "bucket"),
+        ("google_artifact_registry_repository_iam_member", "repository"),
+    ):
+        for body in resources(resource_type).values():
+            where = "project" if on == "project" else body[on]
+            for_each = body.get("for_each") or ""
+            members_text = str(for_each) if body["member"] == "${each.value}" else body["member"]
+            roles_text = for_each if body["role"] == "${each.value}" else body["role"]
+            roles = set(re.findall(r"roles/([\w.]+)", str(roles_text)))
+            roles |= set(re.findall(r"google_project_iam_custom_role\.(\w+)", str(roles_text)))
+            for account in re.findall(r"google_service_account\.(\w+)(?:\[0\])?\.member", members_text):
+                grants.setdefault((account, where), set()).update(roles)
+    return grants
+
+
+def documented_roles() -> dict[tuple[str, str], set[str]]:
+    """The same from the table in docs/bootstrap.md (accounts by their resource name)."""
+    account_resources = {body["account_id"]: name for name, body in resources("google_service_account").items()}
+    rows = [line.strip() for line in BOOTSTRAP.read_text().splitlines() if line.strip().startswith("| `tfx-")]
+    header = next(line.strip() for line in BOOTSTRAP.read_text().splitlines() if line.strip().startswith("| account |"))
+    columns = [cell.strip() for cell in header.strip("|").split("|")][1:]
+    documented: dict[tuple[str, str], set[str]] = {}
+    for row in rows:
+        account, *cells = (cell.strip() for cell in row.strip("|").split("|"))
+        name = account_resources[re.match(r"`([\w-]+)`", account).group(1)]  # type: ignore[union-attr]
+        for column, cell in zip(columns, cells, strict=True):
+            roles = {role.replace("tfxModelPromoter", "promoter") for role in re.findall(r"`([\w.]+)`", cell)}
+            if roles:
+                documented[(name, TABLE_COLUMNS[column])] = roles
+    return documented
+
+
+def test_the_role_table_in_the_bootstrap_doc_is_the_terraform() -> None:
+    assert documented_roles() == granted_roles()

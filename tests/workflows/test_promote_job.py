@@ -1,6 +1,7 @@
 """promote.yaml's shell steps, in order, with a stand-in `make` on PATH that records its
 arguments: what reaches `make promote` for each request, the plan before the promotion, the job
-summary, and refusals before anything runs.
+summary (to which the promotion CLI appends its smoke test through --summary-file), and refusals
+before anything runs.
 
 The promotion itself (`make promote` against Vertex AI) is the promotion CLI's to test; here the
 question is what the workflow hands it and what it does with the answers.
@@ -19,10 +20,20 @@ from tests.workflows.workflows import REPO_ROOT, JobRun, jobs, load_workflow, ru
 
 PROMOTE = jobs(load_workflow(REPO_ROOT / ".github" / "workflows" / "promote.yaml"))["promote"]
 # Each call on one line, arguments separated by '|'; exits 1 when FAKE_MAKE_FAIL is among them.
+# ARGS is split into words as the Makefile's recipe line splits it; like the promotion CLI, an
+# `--summary-file F` among them appends a section to F.
 FAKE_MAKE = """#!/usr/bin/env bash
 printf '%s|' "$@" >> "$FAKE_MAKE_CALLS"; echo >> "$FAKE_MAKE_CALLS"
 echo "fake make: $*"
 for argument in "$@"; do
+  if [[ "$argument" == ARGS=* ]]; then
+    read -ra words <<< "${argument#ARGS=}"
+    for index in "${!words[@]}"; do
+      if [[ "${words[$index]}" == --summary-file ]]; then
+        echo "### Smoke test (fake promotion CLI): passed" >> "${words[$((index + 1))]}"
+      fi
+    done
+  fi
   if [[ -n "$FAKE_MAKE_FAIL" && "$argument" == *"$FAKE_MAKE_FAIL"* ]]; then echo "error: refused" >&2; exit 1; fi
 done
 """
@@ -65,16 +76,29 @@ def test_a_canary_is_planned_then_promoted_and_both_land_in_the_summary(tmp_path
     run = run_promote(tmp_path, request("canary"))
 
     assert [result.returncode for result in run.results] == [0, 0, 0, 0], run.results[-1].output
+    summary_file = tmp_path / "summary.md"
     assert make_calls(tmp_path) == [
         ["setup"],
         ["promote", "ENV=prod", "ARGS=canary --alias candidate --traffic 10 --dry-run"],
-        ["promote", "ENV=prod", "ARGS=canary --alias candidate --traffic 10"],
+        ["promote", "ENV=prod", f"ARGS=canary --alias candidate --traffic 10 --summary-file {summary_file}"],
     ]
-    summary = (tmp_path / "summary.md").read_text()
+    summary = summary_file.read_text()
     assert "### Plan: `canary --alias candidate --traffic 10` in prod" in summary
     assert "fake make: promote ENV=prod ARGS=canary --alias candidate --traffic 10 --dry-run" in summary
     assert "### Result: `canary --alias candidate --traffic 10` in prod (exit 0)" in summary
-    assert summary.index("### Plan") < summary.index("### Result")
+    # The smoke test's section comes from the promotion itself, between the plan and its output.
+    assert summary.count("### Smoke test") == 1
+    assert summary.index("### Plan") < summary.index("### Smoke test") < summary.index("### Result")
+
+
+def test_a_failed_promotion_still_leaves_its_smoke_test_and_output_in_the_summary(tmp_path: Path) -> None:
+    run = run_promote(tmp_path, request("canary"), fail="--summary-file")
+
+    assert [(result.name, result.returncode) for result in run.results][-1] == ("Promote", 1)
+    summary = (tmp_path / "summary.md").read_text()
+    assert "### Smoke test (fake promotion CLI)" in summary
+    assert "### Result: `canary --alias candidate --traffic 10` in prod (exit 1)" in summary
+    assert "error: refused" in summary
 
 
 @pytest.mark.parametrize(
@@ -90,7 +114,7 @@ def test_requests_become_promotion_cli_arguments(tmp_path: Path, inputs: dict[st
     assert all(result.returncode == 0 for result in run.results)
     assert make_calls(tmp_path)[1:] == [
         ["promote", f"ENV={inputs['environment']}", f"ARGS={args} --dry-run"],
-        ["promote", f"ENV={inputs['environment']}", f"ARGS={args}"],
+        ["promote", f"ENV={inputs['environment']}", f"ARGS={args} --summary-file {tmp_path / 'summary.md'}"],
     ]
 
 

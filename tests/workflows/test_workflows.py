@@ -85,6 +85,15 @@ def test_promote_plans_with_dry_run_before_promoting() -> None:
     assert len(summaries) == 2
 
 
+def test_promote_hands_the_job_summary_to_the_promotion_for_its_smoke_test() -> None:
+    (job,) = jobs(WORKFLOWS["promote.yaml"]).values()
+    commands = [call for step in steps(job) if "run" in step for call in make_invocations(step["run"])]
+    dry_run, promotion = (call for call in commands if make_targets(call) == ["promote"])
+    # A step option of `python -m pipeline promote canary|finish|rollback`, so it ends ARGS.
+    assert promotion[-1] == "ARGS=$PROMOTE_ARGS --summary-file $GITHUB_STEP_SUMMARY"
+    assert "--summary-file" not in " ".join(dry_run)  # a dry run has no smoke test to report
+
+
 def test_training_runs_do_not_race_and_are_not_cancelled() -> None:
     concurrency = WORKFLOWS["train.yaml"]["concurrency"]
     assert concurrency["group"] and concurrency["cancel-in-progress"] is False

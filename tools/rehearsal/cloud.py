@@ -8,13 +8,15 @@
   their serving container, `vertex_models.py`), and Training CustomJobs over REST and gRPC.
 - Dataflow at `dataflow.googleapis.com`: submitted jobs run in the worker image (`dataflow.py`).
 - A container runtime standing in for image pulls: the pipeline image is built from the
-  Dockerfile (`tools/standins/containers.py`), serving images are the TF Serving stand-in.
+  Dockerfile (`tools/standins/containers.py`), serving images are the TF Serving stand-ins
+  (`tools/standins/model_server.py`).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 from types import TracebackType
+from typing import Literal
 
 from tools.standins.containers import REPO_ROOT, ContainerRuntime, pipeline_image
 from tools.standins.dataflow import DataflowServer, DataflowService
@@ -120,9 +122,11 @@ class LocalCloud:
         self.runtime.add_image(reference, image)
         return reference
 
-    def add_serving_image(self, reference: str) -> None:
-        """Makes `reference` a TF Serving container (the prebuilt TensorFlow prediction images)."""
-        register_tf_serving_image(self.runtime, reference, self.state_dir)
+    def add_serving_image(self, reference: str, container: Literal["tf-serving", "prebuilt"] = "tf-serving") -> None:
+        """Makes `reference` a TensorFlow serving image (`registry.serving_container`): the
+        tensorflow/serving image, whose `tensorflow_model_server` the registered version's command
+        starts, or Google's prebuilt TensorFlow prediction image (tools/standins/model_server.py)."""
+        register_tf_serving_image(self.runtime, reference, self.state_dir, container=container)
 
     def env(self, service_account: str) -> dict[str, str]:
         """Environment for a command run as `service_account` against this cloud."""

@@ -2,8 +2,8 @@
 
 The steps are the ones a team takes in the cloud, with the project's own commands:
 
-1. bootstrap (docs/bootstrap.md): the buckets of `data.path` and `runner.pipeline_root`, and the
-   CSV files uploaded to `data.path`;
+1. bootstrap (docs/bootstrap.md): the buckets of `data.path`, `runner.pipeline_root` and
+   `registry.models_bucket`, the CSV files uploaded to `data.path`, and the serving image;
 2. the pipeline image (`make image`): built from the Dockerfile, named as Artifact Registry names it;
 3. `python -m pipeline compile --env ENV --image IMAGE` (what `make compile` runs);
 4. `python -m pipeline submit --env ENV --wait` as the CI identity (what train.yaml runs); the
@@ -89,16 +89,22 @@ class Rehearsal:
     # -- steps ----------------------------------------------------------------------------------
 
     def bootstrap(self) -> None:
-        """What the one-time setup leaves: buckets, the training data, the serving image."""
+        """What the one-time setup leaves (infra/): buckets (data, pipeline root, models), the
+        training data, and the serving image mirrored by digest into the project's registry."""
         data_path = self.config.data.path or ""
-        buckets = sorted({_bucket(data_path), _bucket(self.runner.pipeline_root)})
+        registry = self.config.registry
+        wanted = {_bucket(data_path), _bucket(self.runner.pipeline_root)}
+        if registry is not None:
+            wanted.add(_bucket(registry.models_bucket))
+        buckets = sorted(wanted)
         for bucket in buckets:
             self.cloud.network.storage.create_bucket(bucket, project=self.runner.project, location=self.runner.region)
         uploaded = self.upload_data(self.data)
         self._say(f"  buckets  {', '.join(f'gs://{b}' for b in buckets)}")
         self._say(f"  data     {len(uploaded)} file(s) from {self.data} -> {data_path}")
-        if self.config.registry is not None:
-            self.cloud.add_serving_image(self.config.registry.serving_image)
+        if registry is not None:
+            self.cloud.add_serving_image(registry.serving_image, registry.serving_container)
+            self._say(f"  serving  {registry.serving_image} ({registry.serving_container})")
 
     def upload_data(self, folder: Path) -> list[str]:
         """Replaces what `data.path` holds with the CSV files of `folder` (as `gsutil rsync -d`)."""

@@ -9,8 +9,9 @@ predict requests to its predict route. A :class:`ReplicaPool` does that with a
 ``keep_warm=True`` trades fidelity for speed, for test sessions that deploy the same models many
 times: a replica is shared by every deployment whose container would be identical (image,
 command, args, environment apart from the per-deployment ``AIP_*`` IDs, port, routes and storage
-URI, service account) and whose ``AIP_STORAGE_URI`` holds the same files (same names, sizes and
-checksums, see :func:`artifact_fingerprint`), wherever they are; and it keeps running after its
+URI, also where ``$(VAR)`` put them into the command or args, service account) and whose
+``AIP_STORAGE_URI`` holds the same files (same names, sizes and checksums, see
+:func:`artifact_fingerprint`), wherever they are; and it keeps running after its
 last deployment is undeployed, until the pool is closed. The container then still sees the IDs,
 routes and storage URI of the deployment that started it; requests go to its own routes.
 Without ``keep_warm`` every deployment gets its own container, stopped when the deployment goes.
@@ -25,7 +26,7 @@ import socket
 import threading
 import time
 import weakref
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -209,7 +210,8 @@ class ReplicaPool:
         if fingerprint is None:
             return None
         env = tuple(sorted((k, v) for k, v in spec.env.items() if k not in PER_DEPLOYMENT_ENV))
-        return (spec.image, tuple(spec.command), tuple(spec.args), env, service_account, fingerprint)
+        command, args = (_per_deployment_values_named(parts, spec.env) for parts in (spec.command, spec.args))
+        return (spec.image, command, args, env, service_account, fingerprint)
 
 
 def serving_container(
@@ -231,9 +233,11 @@ def serving_container(
     ``/v1/endpoints/ENDPOINT/deployedModels/DEPLOYED_MODEL[:predict]``. Vertex AI sets the ``AIP_*``
     variables below. Differences: ``AIP_HTTP_PORT`` is a free loopback port (``port``, default
     :func:`free_port`) rather than ``containerSpec.ports[0]`` or 8080, as containers share the
-    host's network here; and the real service first copies ``artifactUri`` to a service-managed
-    ``gs://`` folder and sets ``AIP_STORAGE_URI`` to that copy, where the stand-in gives
-    ``artifactUri`` itself.
+    host's network here, so a server must take its port from ``$(AIP_HTTP_PORT)`` (as
+    ``--rest_api_port=$(AIP_HTTP_PORT)`` does) or the environment: one listening on a port written
+    into its args is never reached; and the real service serves a service-managed copy of
+    ``artifactUri`` as ``AIP_STORAGE_URI``, where the stand-in gives ``artifactUri`` itself, so
+    the files must still be there when a version is deployed.
     """
     deployed_path = f"/v1/endpoints/{endpoint_id}/deployedModels/{deployed_model_id}"
     health_route = container_spec.get("healthRoute") or deployed_path
@@ -263,6 +267,18 @@ def serving_container(
         env=env,
     )
     return spec, health_route, predict_route
+
+
+def _per_deployment_values_named(parts: Sequence[str], env: Mapping[str, str]) -> tuple[str, ...]:
+    """``parts`` with the values of PER_DEPLOYMENT_ENV written back as ``$(NAME)``, where they
+    make up a part or the value of a ``--flag=value`` part: the containers of two deployments
+    whose command or args differ only by those (``--rest_api_port=$(AIP_HTTP_PORT)``) are alike."""
+    names = {env[name]: f"$({name})" for name in PER_DEPLOYMENT_ENV if env.get(name)}
+    named = []
+    for part in parts:
+        flag, equals, value = part.rpartition("=")
+        named.append(f"{flag}{equals}{names[value]}" if equals and value in names else names.get(part, part))
+    return tuple(named)
 
 
 def expand_references(text: str, env: Mapping[str, str]) -> str:

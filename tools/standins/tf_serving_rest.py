@@ -1,7 +1,9 @@
 """TF Serving's REST predict API as data: a request body becomes input tensors, output tensors a body.
 
-Reproduces TensorFlow Serving 2.15 (the server in Vertex AI's ``tf2-cpu.2-15`` prediction image),
-read from its source at tag 2.15.1:
+Reproduces TensorFlow Serving 2.16.1 (``tensorflow/serving:2.16.1``, the serving image of registered
+models) and 2.15 (the server in Vertex AI's ``tf2-cpu.2-15`` prediction image), read from its source at
+tag 2.15.1; between 2.15.1 and 2.16.1 only the TensorFlow version changed (``git diff 2.15.1 2.16.1``
+touches WORKSPACE, version.h and the build files), so the rules are the same:
 
 - ``tensorflow_serving/util/json_tensor.cc``: ``FillPredictRequestFromJson`` (row format
   ``instances``, columnar ``inputs``, ``signature_name``, ``{"b64": ...}`` strings, batching,

@@ -4,13 +4,19 @@ Every registered version is a real tiny SavedModel with the taxi model's serving
 features typed by schema/schema.pbtxt), served by the TF Serving stand-in: the smoke test sends
 configs/smoke_instances.json to it. A version that fails the smoke test is a model that does:
 `serving_default` taking serialized examples, an op that fails at run time, a slow answer, or
-probabilities outside [0, 1].
+probabilities outside [0, 1]. The endpoint routes each predict request at random by the traffic
+split (seeded, `ModelsSurface.seed_routing`); what the stand-in records as served
+(`ModelsSurface.predictions`) is what the smoke test's report must add up to.
 """
 
 from __future__ import annotations
 
+import re
+from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import tensorflow as tf
@@ -23,6 +29,7 @@ from components.registration.upload import register_version
 from models import features
 from pipeline import cli
 from pipeline.config import vertex_config_path
+from pipeline.promotion.smoke import load_instances
 from tests.tools.standins.saved_models import fare_probability, save_model, upload_folder
 from tools.standins.fixtures import VertexStandins
 
@@ -38,7 +45,10 @@ SETTINGS = RegistrySettings(
 )
 MUTATING = ("POST", "PATCH", "DELETE")
 SCHEMA = Path(__file__).resolve().parents[3] / "schema" / "schema.pbtxt"
+SMOKE_INSTANCES = Path(__file__).resolve().parents[3] / "configs" / "smoke_instances.json"
 SLOW_SECONDS = 0.3  # the "slow" model's answers; above tight_smoke_test's 200 ms, below the 2 s of vertex-dev
+COLD_START_SECONDS = 1.2  # the "cold_start" model's first answer only; above COLD_START_LIMIT_MS
+COLD_START_LIMIT_MS = 600
 
 
 def raw_feature_types() -> dict[str, tf.DType]:
@@ -59,7 +69,35 @@ def taxi_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "failing": save_model(folder / "failing", raw, probability, fails_at_run_time=True),
         "slow": save_model(folder / "slow", raw, probability, delay_seconds=SLOW_SECONDS),
         "out_of_range": save_model(folder / "out-of-range", raw, lambda inputs: probability(inputs) + 1.0),
+        "cold_start": save_cold_start_model(folder / "cold-start", raw, probability, COLD_START_SECONDS),
     }
+
+
+def save_cold_start_model(
+    folder: Path, features: Mapping[str, tf.DType], probability: Any, cold_seconds: float
+) -> Path:
+    """A model whose first answer takes `cold_seconds` (as a first request pays for setting up the
+    graph), and every later one answers at once; `serving_default` takes the raw features."""
+    spec = {key: tf.TensorSpec([None], dtype, name=key) for key, dtype in features.items()}
+
+    class ColdStart(tf.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.answered = tf.Variable(0, dtype=tf.int64)
+
+        @tf.function(input_signature=[spec])
+        def serve(self, inputs: Mapping[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+            start = tf.timestamp()
+            wait = tf.where(self.answered == 0, tf.constant(cold_seconds, tf.float64), tf.constant(0.0, tf.float64))
+            waited = tf.while_loop(lambda now: now - start < wait, lambda now: [tf.timestamp()], [start])
+            with tf.control_dependencies([waited[0]]):
+                counted = self.answered.assign_add(1)
+            with tf.control_dependencies([counted]):
+                return {"probabilities": tf.identity(probability(inputs))}
+
+    module = ColdStart()
+    tf.saved_model.save(module, str(folder), signatures={"serving_default": module.serve.get_concrete_function()})
+    return folder
 
 
 @dataclass(frozen=True)
@@ -81,13 +119,18 @@ def promote(vertex_env: VertexStandins, capsys: pytest.CaptureFixture[str]):
     return run
 
 
-def tight_smoke_test(folder: Path) -> Path:
-    """configs/vertex-dev.yaml with 10 smoke-test predictions answered within 200 ms."""
+def smoke_test_config(folder: Path, **smoke_test: Any) -> Path:
+    """configs/vertex-dev.yaml with these endpoint.smoke_test settings."""
     settings = yaml.safe_load(vertex_config_path("dev").read_text())
-    settings["endpoint"]["smoke_test"].update(predictions=10, max_latency_ms=200)
-    path = folder / "vertex-dev-tight.yaml"
+    settings["endpoint"]["smoke_test"].update(smoke_test)
+    path = folder / "vertex-dev-smoke-test.yaml"
     path.write_text(yaml.safe_dump(settings))
     return path
+
+
+def tight_smoke_test(folder: Path) -> Path:
+    """configs/vertex-dev.yaml with at least 10 smoke-test predictions, p95 within 200 ms."""
+    return smoke_test_config(folder, min_predictions=10, max_latency_ms=200)
 
 
 @pytest.fixture
@@ -244,7 +287,7 @@ def test_a_deploy_that_fails_midway_leaves_the_endpoint_as_before(
     [
         ("examples_default", "requests failed, error rate"),  # TF Serving refuses the raw instances
         ("failing", "requests failed, error rate"),  # an op of the model fails
-        ("slow", "slowest answer took"),
+        ("slow", "v2 (canary): p95 latency"),
         ("out_of_range", "response schema: prediction 0: outside [0, 1]"),
     ],
 )
@@ -274,7 +317,7 @@ def test_a_ramp_that_fails_the_smoke_test_goes_back_to_the_share_before(
     result = promote("canary", "--version", "2", "--traffic", "50", config=tight_smoke_test(tmp_path))
 
     assert result.status == cli.EXIT_FAILED
-    assert "slowest answer took" in result.out
+    assert "v2 (canary): p95 latency" in result.out
     assert "restoring: set the traffic split to v1 90%, v2 10%" in result.out
     assert "v2 was deployed before this command and stays; `rollback` undeploys it" in result.out
     assert traffic(vertex_env) == {"1": 90, "2": 10}
@@ -359,8 +402,8 @@ def test_rest_calls_of_each_step(vertex_env: VertexStandins, promote, register) 
         "GET models.get",  # the Model handed to Endpoint.deploy
         "POST endpoints.deployModel",  # trafficSplit {<v1 id>: 90, "0": 10}
         "GET endpoints.get",  # the SDK syncs the endpoint after the operation
-        "GET endpoints.get",  # the smoke test finds the canary's deployed model ID
-        "POST endpoints.predict",  # 50 times
+        "GET endpoints.get",  # the smoke test reads the deployed models and their traffic
+        "POST endpoints.predict",  # 89 times: enough for v2 at 10% to answer twice (docs/promotion.md)
         *read_state,  # the state printed at the end
     ]
     assert calls("finish") == [
@@ -387,6 +430,112 @@ def test_rest_calls_of_each_step(vertex_env: VertexStandins, promote, register) 
         "GET endpoints.get",
         *read_state,
     ]
+
+
+def served_since(env: VertexStandins, mark: int) -> Counter[str]:
+    """Predict requests the stand-in's containers answered after the `mark`-th, per version."""
+    return Counter(record.version_id for record in env.models.predictions[mark:] if record.status == 200)
+
+
+def test_the_smoke_test_sends_enough_for_the_canary_and_reports_what_answered(
+    vertex_env: VertexStandins, promote, register, tmp_path: Path
+) -> None:
+    in_production(vertex_env, promote, register, 1)
+    register(2)
+    vertex_env.models.seed_routing(20240601)
+    mark = len(vertex_env.models.predictions)
+    summary = tmp_path / "step-summary.md"
+    summary.write_text("### Plan\n")
+
+    result = promote("canary", "--version", "2", "--traffic", "10", "--summary-file", str(summary))
+
+    assert result.status == cli.EXIT_OK, result.err
+    # At 10% the canary answers 2 requests or more (1 warm-up + 1 timed) unless with odds 0.09%.
+    assert "  smoke test: 89 predict requests: at least 50, and enough that v2 at 10% answers 2 of them" in result.out
+    served = served_since(vertex_env, mark)
+    assert sum(served.values()) == 89 and served["2"] >= 2
+    ids = {d.version_id: d.deployed_model_id for d in vertex_env.models.endpoint(ENDPOINT).deployments}
+    assert "  smoke test: passed; sent 89 requests (at least 50; v2 at 10% needs 2 answers" in result.out
+    assert "    errors: 0 of 89 (0.0%, limit 0.0%)" in result.out
+    for version, role in (("1", "v1"), ("2", "v2 (canary)")):
+        answers = f"{served[version]} answers, {served[version] / 89:.1%} of the answers"
+        assert f"    {role}, deployed model {ids[version]}: {answers}" in result.out
+    markdown = summary.read_text()
+    assert markdown.startswith("### Plan\n### Smoke test of v2 (10% of the traffic): passed\n")
+    assert f"| {ids['2']} | v2 (canary) | 10% | {served['2']} | {served['2'] / 89:.1%} | 1 (" in markdown
+    assert f"| {ids['1']} | v1 | 90% | {served['1']} | {served['1'] / 89:.1%} | 1 (" in markdown
+
+
+def test_a_canary_share_the_smoke_test_cannot_reach_is_refused_before_any_change(
+    vertex_env: VertexStandins, promote, register, tmp_path: Path
+) -> None:
+    in_production(vertex_env, promote, register, 1)
+    register(2)
+    config = smoke_test_config(tmp_path, max_predictions=500)
+    mark = len(vertex_env.server.requests)
+
+    for dry_run in ((), ("--dry-run",)):
+        result = promote("canary", "--version", "2", "--traffic", "1", *dry_run, config=config)
+        assert result.status == cli.EXIT_BAD_INPUT
+        assert result.err.startswith(
+            "error: canary refused: at 1% of the traffic the smoke test needs 920 predict requests for v2"
+        )
+        assert "more than endpoint.smoke_test.max_predictions (500)" in result.err
+
+    assert changes(vertex_env, mark) == []
+    assert promote("canary", "--version", "2", "--traffic", "2", "--dry-run", config=config).status == cli.EXIT_OK
+
+
+def test_a_canary_the_requests_miss_fails_the_smoke_test(
+    vertex_env: VertexStandins, promote, register, tmp_path: Path
+) -> None:
+    """With a 10% miss probability allowed (22 requests at 10%), find a routing seed that misses the
+    canary by asking the endpoint itself, then run the smoke test again under that seed."""
+    from google.cloud import aiplatform
+
+    in_production(vertex_env, promote, register, 1)
+    register(2)
+    assert promote("canary", "--version", "2", "--traffic", "10").status == cli.EXIT_OK
+    config = smoke_test_config(tmp_path, min_predictions=1, warmup_answers=0, max_miss_probability=0.1)
+    endpoint, instances = aiplatform.Endpoint(ENDPOINT), load_instances(SMOKE_INSTANCES)
+
+    def misses_the_canary(seed: int) -> bool:
+        vertex_env.models.seed_routing(seed)
+        return all(endpoint.predict(instances=instances).model_version_id == "1" for _ in range(22))
+
+    seed = next(seed for seed in range(200) if misses_the_canary(seed))
+    vertex_env.models.seed_routing(seed)
+    mark = len(vertex_env.models.predictions)
+
+    # A summary file that cannot be written (a folder) is reported, and changes nothing else.
+    result = promote("canary", "--version", "2", "--traffic", "10", "--summary-file", str(tmp_path), config=config)
+
+    assert result.status == cli.EXIT_FAILED
+    assert f"warning: cannot append the smoke test to {tmp_path}: Is a directory" in result.out
+    assert served_since(vertex_env, mark) == {"1": 22}
+    assert "FAILED: the canary v2 (deployed model" in result.out
+    assert "answered 0 of 22 requests, fewer than the 1 it needs (1 timed); with 10% of the traffic" in result.out
+    assert "v2 was deployed before this command and stays; `rollback` undeploys it" in result.out
+    assert traffic(vertex_env) == {"1": 90, "2": 10}
+
+
+def test_the_canarys_cold_start_is_left_out_of_its_latency(
+    vertex_env: VertexStandins, promote, register, tmp_path: Path
+) -> None:
+    in_production(vertex_env, promote, register, 1)
+    register(2, model="cold_start")
+    mark = len(vertex_env.models.predictions)
+
+    config = smoke_test_config(tmp_path, min_predictions=10, max_latency_ms=COLD_START_LIMIT_MS)
+
+    result = promote("canary", "--version", "2", "--traffic", "50", config=config)
+
+    assert result.status == cli.EXIT_OK, result.out
+    canary = [record.latency_ms for record in vertex_env.models.predictions[mark:] if record.version_id == "2"]
+    assert canary[0] >= COLD_START_SECONDS * 1000 > COLD_START_LIMIT_MS  # the cold start happened
+    reported = re.search(r"v2 \(canary\), deployed model .* after 1 warm-up excluded \((\d+) ms\)", result.out)
+    assert reported and int(reported.group(1)) >= COLD_START_SECONDS * 1000
+    assert "Done: the canary passed the smoke test." in result.out
 
 
 def test_promote_needs_the_registry_and_endpoint_sections(tmp_path, capsys) -> None:

@@ -57,5 +57,7 @@ def test_registration_uploads_to_the_environment_registry(env: str, spec_documen
         "serving_image": config.registry.serving_image,
         "pipeline_root": config.runner.pipeline_root,
         "pipeline_image": TEST_IMAGE,
+        "serving_container": "tf-serving",
+        "models_bucket": config.registry.models_bucket,
     }
     assert parameters["smoke_examples"]["runtimeValue"]["constantValue"]["intValue"] == "8"
