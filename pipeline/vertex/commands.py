@@ -78,6 +78,7 @@ def _submit(config: PipelineConfig, config_file: Path, spec: CompiledSpec, args:
         summary_file=args.summary_file,
         commit=git_commit(),
     )
+    warn_about_placeholders(config)
     result = submit(config, spec, options, sys.stdout)
     if result.timed_out:
         return fail(
@@ -91,9 +92,25 @@ def _submit(config: PipelineConfig, config_file: Path, spec: CompiledSpec, args:
     return EXIT_OK
 
 
+PLACEHOLDER_DIGEST = "sha256:" + "0" * 64
+
+
+def warn_about_placeholders(config: PipelineConfig) -> None:
+    """The template's configs ship a serving image with a placeholder digest: runs work until a
+    model is blessed, whose registration then fails. Say so before a run starts."""
+    if config.registry is not None and config.registry.serving_image.endswith("@" + PLACEHOLDER_DIGEST):
+        print(
+            f"warning: registry.serving_image ends in the placeholder digest {PLACEHOLDER_DIGEST[:15]}...: set the "
+            "digest of the TF Serving image (docs/vertex.md, 'The serving runtime'), or blessed models will fail to "
+            "register"
+        )
+
+
 def _schedule(config: PipelineConfig, config_file: Path, spec: CompiledSpec) -> int:
     from pipeline.vertex.labels import git_commit
     from pipeline.vertex.schedule import apply_schedule
+
+    warn_about_placeholders(config)
     from pipeline.vertex.submit import SubmitOptions, build_job, job_labels
 
     runner = _vertex(config)

@@ -10,12 +10,14 @@ registered model version.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from components.registration.settings import CANDIDATE_ALIAS
+from components.registration.models_bucket import TF_SERVING_VERSION
+from components.registration.settings import CANDIDATE_ALIAS, TF_SERVING
 from pipeline.config import PipelineConfig, VertexRunnerConfig
 from tools.rehearsal.cloud import LocalCloud
 from tools.standins.dataflow import SubmittedJob
@@ -145,26 +147,51 @@ def _training_check(view: CustomJobView, runner: VertexRunnerConfig, image: str)
 
 
 def _registry_check(config: PipelineConfig, findings: Sequence[TaskFinding], cloud: LocalCloud) -> Check:
+    """The candidate version holds the Trainer's SavedModel, copied into the models bucket."""
     assert config.registry is not None
+    registry = config.registry
     trainer = next((f for f in findings if f.name == "Trainer"), None)
     model_uri = (trainer.outputs.get("model") or [None])[0] if trainer else None
     try:
-        model = cloud.models.model(config.registry.model_id)
+        model = cloud.models.model(registry.model_id)
     except KeyError:
-        return Check(False, f"Model Registry: no model {config.registry.model_id} after a registration step")
+        return Check(False, f"Model Registry: no model {registry.model_id} after a registration step")
     holder = model.aliases.get(CANDIDATE_ALIAS)
     if holder is None:
-        return Check(False, f"Model Registry: no version of {config.registry.model_id} has the alias candidate")
+        return Check(False, f"Model Registry: no version of {registry.model_id} has the alias candidate")
     version = model.version(holder)
     artifact_uri = version.get("artifactUri", "")
-    if model_uri is None or not artifact_uri.startswith(model_uri):
-        return Check(False, f"Model Registry: candidate version {holder} points at {artifact_uri}, not at {model_uri}")
+    if not artifact_uri.startswith(registry.models_bucket.rstrip("/") + "/"):
+        return Check(
+            False, f"Model Registry: version {holder} points at {artifact_uri}, not into {registry.models_bucket}"
+        )
+    saved_model = served_model_folder(artifact_uri, registry.serving_container)
+    trained = f"{model_uri}/Format-Serving" if model_uri else ""
+    if model_uri is None or file_digests(cloud, saved_model) != file_digests(cloud, trained):
+        return Check(False, f"Model Registry: {saved_model} does not hold the files of the trained model {trained}")
     image = version.get("containerSpec", {}).get("imageUri")
     return Check(
         True,
-        f"Model Registry: {config.registry.model_id} version {holder} (alias candidate) holds the trained model "
+        f"Model Registry: {registry.model_id} version {holder} (alias candidate) holds the trained model, copied to "
         f"{artifact_uri}, served by {image}",
     )
+
+
+def served_model_folder(artifact_uri: str, serving_container: str) -> str:
+    """Where the SavedModel of a version lies: TF Serving reads numbered folders under the base path."""
+    return f"{artifact_uri.rstrip('/')}/{TF_SERVING_VERSION}" if serving_container == TF_SERVING else artifact_uri
+
+
+def file_digests(cloud: LocalCloud, folder: str) -> dict[str, str]:
+    """Relative name -> MD5 of every file under a gs:// folder (folder markers left out)."""
+    bucket, _, prefix = folder.removeprefix("gs://").partition("/")
+    prefix = prefix.rstrip("/") + "/"
+    storage = cloud.network.storage
+    return {
+        name[len(prefix) :]: hashlib.md5(storage.get_object(bucket, name)).hexdigest()
+        for name in storage.object_names(bucket, prefix=prefix)
+        if not name.endswith("/")
+    }
 
 
 def _moment(value: Any) -> dt.datetime | None:

@@ -80,8 +80,11 @@ def test_request_carries_spec_runtime_config_identity_network_labels_and_caching
         "image_digest": "0123456789ab",
     }
     assert re.fullmatch(r"[0-9a-f]{7,12}(-dirty)?", labels["git_commit"])
-    out = capsys.readouterr().out
+    out, err = capsys.readouterr()
     assert "console: https://console.cloud.google.com/vertex-ai/locations/us-central1/pipelines/runs/taxi-run-1" in out
+    # The template's serving image digest is a placeholder until the user sets it.
+    assert "warning: registry.serving_image ends in the placeholder digest" in out
+    assert err == ""
 
 
 def test_caching_flag_follows_the_config(standins: VertexStandins, compiled_specs: dict[str, Path]) -> None:

@@ -24,7 +24,7 @@ import tensorflow as tf
 from google.cloud import aiplatform
 
 from pipeline.data import taxi_sample_dir
-from tools.rehearsal.findings import checks, collect
+from tools.rehearsal.findings import checks, collect, file_digests, served_model_folder
 from tools.rehearsal.rehearsal import Rehearsal
 from tools.standins.containers import REPO_ROOT
 from tools.standins.fixtures import aiplatform_configured
@@ -137,12 +137,17 @@ def test_runs_register_models_that_the_endpoint_serves_and_promotion_moves_them(
     assert sum(len(finding.dataflow_jobs) for finding in findings) == 4  # the four Beam steps on Dataflow
     assert sum(len(finding.training_jobs) for finding in findings) == 1
 
-    # The candidate version holds the trained model: its files are the Trainer's SavedModel.
+    # The candidate version holds the trained model, copied out of the pipeline root into the models bucket.
     first_model_uri = tasks["Trainer"].outputs["model"].artifacts[0].uri
     candidate = registry(rehearsal).aliases["candidate"]
     version = registry(rehearsal).version(candidate)
-    assert version["artifactUri"] == f"{first_model_uri}/Format-Serving"
-    served = load_registered(rehearsal, version["artifactUri"], tmp_path / "v1")
+    registry_config = rehearsal.config.registry
+    assert version["artifactUri"] == f"{registry_config.models_bucket}/{MODEL_ID}/{first.job_id}"
+    saved_model = served_model_folder(version["artifactUri"], registry_config.serving_container)
+    assert file_digests(rehearsal.cloud, saved_model) == file_digests(
+        rehearsal.cloud, f"{first_model_uri}/Format-Serving"
+    )
+    served = load_registered(rehearsal, saved_model, tmp_path / "v1")
 
     # 2. Canary: the first version to serve takes all the traffic; the endpoint serves the real model.
     assert rehearsal.promote("canary", "--alias", "candidate", "--traffic", "10") == 0
