@@ -60,7 +60,7 @@ DEFAULT_PROJECT_NUMBER = "123456789012"
 DEFAULT_LOCATION = "us-central1"
 DEFAULT_BUCKET = "test-staging-bucket"
 FAST_POLL_SECONDS = 0.01
-# Google's prebuilt TensorFlow prediction image (configs/vertex-dev.yaml registry.serving_image).
+# Google's prebuilt TensorFlow prediction image (registry.serving_container: prebuilt), for the faster unit tests.
 TF_SERVING_IMAGE = "us-docker.pkg.dev/vertex-ai/prediction/tf2-cpu.2-15:latest"
 
 
