@@ -24,7 +24,11 @@ PYTHON310 := $(shell \
 	  if [ -n "$$candidate" ] && "$$candidate" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 10))' 2>/dev/null; then \
 	    echo "$$candidate"; break; fi; done)
 
-RUN_ARGS := --config $(CONFIG) $(if $(DATA),--data $(DATA)) $(if $(OUT),--output-dir $(OUT)) $(if $(VERBOSE),--verbose)
+# A value in single quotes for the shell, so that a path with spaces (or quotes) stays one argument.
+quote = '$(subst ','\'',$(1))'
+
+RUN_ARGS := --config $(call quote,$(CONFIG)) $(if $(DATA),--data $(call quote,$(DATA))) \
+  $(if $(OUT),--output-dir $(call quote,$(OUT))) $(if $(VERBOSE),--verbose) $(if $(WAIT),--wait-for-lock)
 
 .PHONY: help setup lock run-local test lint bench clean
 
@@ -63,7 +67,7 @@ lock: ## Re-resolve requirements*.in into requirements.lock and the image's runt
 	$(LOCK_COMPILE) requirements-runtime.in --constraint $(LOCK) -o $(RUNTIME_LOCK)
 	$(LOCK_COMPILE) requirements-runtime-gpu.in --constraint $(LOCK) -o $(RUNTIME_GPU_LOCK)
 
-run-local: setup ## Run the pipeline on this machine (CONFIG=, DATA=csv_dir, OUT=output_dir, VERBOSE=1 for TFX's logs)
+run-local: setup ## Run the pipeline on this machine (CONFIG=, DATA=csv_dir, OUT=output_dir, VERBOSE=1 for TFX's logs, WAIT=1 to wait for a run on OUT)
 	$(PY) -m pipeline run-local $(RUN_ARGS)
 
 test: setup ## Run the tests, the end-to-end pipeline run included
@@ -73,16 +77,16 @@ lint: setup ## Check style with ruff
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 
-bench: setup ## Measure cold and cached runs: time per component, memory, AUC (ROWS=, REPEATS=, BASELINE=1)
-	$(PY) -m pipeline.bench $(if $(DATA),--data $(DATA)) $(if $(ROWS),--rows $(ROWS)) \
-	  $(if $(REPEATS),--repeats $(REPEATS)) $(if $(BASELINE),--baseline)
+bench: setup ## Measure cold and cached runs: time per component, memory, AUC (ROWS=, REPEATS=, BASELINE=1, KERAS_MODES=default,legacy)
+	$(PY) -m pipeline.bench $(if $(DATA),--data $(call quote,$(DATA))) $(if $(ROWS),--rows $(ROWS)) \
+	  $(if $(REPEATS),--repeats $(REPEATS)) $(if $(BASELINE),--baseline) $(if $(KERAS_MODES),--keras-modes $(KERAS_MODES))
 
 .PHONY: bench-data bench-compare
 bench-data: setup ## Scale the taxi sample to ROWS= rows of CSV (OUT=dir, default .local/bench-data/rows-N)
 	$(PY) -m pipeline.bench_data --rows $(ROWS) --out $(or $(OUT),.local/bench-data/rows-$(ROWS))
 
-bench-compare: setup ## Compare two bench results: ratios B/A (A=a.json B=b.json)
-	$(PY) -m pipeline.bench_compare $(A) $(B)
+bench-compare: setup ## Compare two bench results: ratios B/A (A=a.json B=b.json, VARIANT=ours|ours_cached|template_default|template_legacy)
+	$(PY) -m pipeline.bench_compare $(A) $(B) $(if $(VARIANT),--variant $(VARIANT))
 
 clean: ## Remove local outputs (.local/) and build files
 	rm -rf .local build bench-results
@@ -93,10 +97,11 @@ RUN ?=
 .PHONY: schema report
 
 schema: setup ## Propose a schema from the data (DATA=csv_dir) into schema/schema.proposed.pbtxt, for review
-	$(PY) -m pipeline schema --config $(CONFIG) $(if $(DATA),--data $(DATA))
+	$(PY) -m pipeline schema --config $(call quote,$(CONFIG)) $(if $(DATA),--data $(call quote,$(DATA)))
 
 report: setup ## Write the HTML report of a local run (RUN=run id, default the latest; OUT=output_dir)
-	$(PY) -m pipeline report --config $(CONFIG) $(if $(OUT),--output-dir $(OUT)) $(if $(RUN),--run $(RUN))
+	$(PY) -m pipeline report --config $(call quote,$(CONFIG)) $(if $(OUT),--output-dir $(call quote,$(OUT))) \
+	  $(if $(RUN),--run $(call quote,$(RUN)))
 
 # ---- Vertex AI Pipelines (docs/vertex.md) --------------------------------------------------
 ENV          ?= dev

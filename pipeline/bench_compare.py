@@ -62,7 +62,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pipeline.bench_compare", description=__doc__)
     parser.add_argument("a", type=Path, help="the reference result (JSON from pipeline.bench)")
     parser.add_argument("b", type=Path, help="the result compared with it")
-    parser.add_argument("--variant", default=OURS, help="ours, ours_cached or template (default: ours)")
+    parser.add_argument(
+        "--variant",
+        default=OURS,
+        help="ours, ours_cached, template_default or template_legacy (template in older results; default: ours)",
+    )
     args = parser.parse_args(argv)
     try:
         comparison = compare(json.loads(args.a.read_text()), json.loads(args.b.read_text()), args.variant)

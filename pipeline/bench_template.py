@@ -11,7 +11,13 @@ whole, on our data:
   (so it never runs with an inferred schema), is moved out of that branch;
 - AUC is added to the Evaluator's metrics, next to BinaryAccuracy and without a threshold, so
   both pipelines report it (the blessing still depends on accuracy alone, as shipped);
-- local_runner.py reads the given data folder and writes under the given output folder.
+- local_runner.py reads the given data folder and writes under the given output folder;
+- its modules are compiled to bytecode in place (see pipeline.bench_bytecode), as an installed
+  package's would be, so a timed run does not compile them.
+
+The template runs in either of TensorFlow 2.16's Keras modes (`KERAS_MODES`): by default `tf.keras`
+is Keras 3; with TF_USE_LEGACY_KERAS=1 it is tf_keras (Keras 2), the only mode ours runs in
+(TFT and TFMA need Keras 2). The template's own code runs in both.
 """
 
 from __future__ import annotations
@@ -20,7 +26,10 @@ import importlib.util
 import re
 import shutil
 import sys
+from collections.abc import Mapping
 from pathlib import Path
+
+from pipeline.bench_bytecode import compile_sources
 
 TEMPLATE = Path("experimental", "templates", "taxi")
 PIPELINE_NAME = "taxi-template"
@@ -32,6 +41,14 @@ _VALIDATOR_START = "# Performs anomaly detection"
 _VALIDATOR_END = "components.append(example_validator)"
 _METRICS_LIST = "tfma.MetricsSpec(metrics=["
 _RUNNER_SCRIPT = Path(__file__).with_name("bench_template_run.py")
+
+DEFAULT_KERAS, LEGACY_KERAS = "default", "legacy"
+# Mode -> whether it sets TF_USE_LEGACY_KERAS=1.
+KERAS_MODES = {DEFAULT_KERAS: False, LEGACY_KERAS: True}
+KERAS_MODE_TITLES = {
+    DEFAULT_KERAS: "Keras 3, TensorFlow's default",
+    LEGACY_KERAS: "tf_keras, TF_USE_LEGACY_KERAS=1",
+}
 
 
 class TemplateError(Exception):
@@ -60,6 +77,7 @@ def copy_template(dest: Path, data_dir: Path, output_dir: Path) -> Path:
     pipeline_py.write_text(add_auc_metric(enable_all_components(pipeline_py.read_text())))
     runner_py = dest / "local_runner.py"
     runner_py.write_text(point_runner_at(runner_py.read_text(), data_dir.resolve(), output_dir.resolve()))
+    compile_sources([dest])
     return dest
 
 
@@ -90,6 +108,16 @@ def point_runner_at(text: str, data_dir: Path, output_dir: Path) -> str:
         if count != 1:
             raise TemplateError(f"expected one `{name} = ...` line in the template's local_runner.py")
     return text
+
+
+def keras_env(mode: str, base: Mapping[str, str]) -> dict[str, str]:
+    """`base` with TF_USE_LEGACY_KERAS as `mode` needs it: "1" for legacy, absent for default."""
+    if mode not in KERAS_MODES:
+        raise ValueError(f"unknown Keras mode {mode!r} (known: {', '.join(KERAS_MODES)})")
+    env = {key: value for key, value in base.items() if key != "TF_USE_LEGACY_KERAS"}
+    if KERAS_MODES[mode]:
+        env["TF_USE_LEGACY_KERAS"] = "1"
+    return env
 
 
 def run_command(copy_dir: Path, summary_json: Path) -> list[str]:

@@ -4,11 +4,12 @@
 the copy has its own `pipeline` package, so ours must not be importable there. The summary has the
 fields the benchmark reads from `python -m pipeline run-local --summary-json`: per-component
 timings (from the same log messages, with our ProgressReporter), eval metrics, rows per split and
-the blessing.
+the blessing; and which Keras `tf.keras` was (the Keras mode is chosen by the environment).
 """
 
 from __future__ import annotations
 
+import importlib.metadata
 import importlib.util
 import json
 import logging
@@ -37,8 +38,17 @@ def main(argv: list[str]) -> int:
     absl_logger.removeHandler(reporter)
     summary = _summary(Path(local_runner.PIPELINE_ROOT))
     summary["timings"] = [asdict(timing) for timing in reporter.timings]
+    summary["keras"] = keras_in_use()
     summary_json.write_text(json.dumps(summary, indent=2, sort_keys=True))
     return 0
+
+
+def keras_in_use() -> str:
+    """The package behind `tf.keras` and its version: "keras 3.6.0" or "tf_keras 2.16.0"."""
+    import tensorflow as tf
+
+    package = tf.keras.Model.__module__.split(".")[0]
+    return f"{package} {importlib.metadata.version(package)}"
 
 
 def _load_progress() -> ModuleType:
