@@ -3,8 +3,9 @@
 Runner-specific pieces are chosen from `config.runner`: pipeline root, ML Metadata connection
 (none on Vertex AI, which keeps its own), Beam arguments (DirectRunner for the whole pipeline
 locally; Dataflow per Beam component on Vertex AI), the Trainer flavour (in-process locally; a
-Vertex AI Training job on Vertex AI), the baseline resolver strategy, and whether ModelRegistration
-uploads blessed models to Vertex AI Model Registry (`registry` section) or only smoke-tests them.
+Vertex AI Training job on Vertex AI), where BaselineModel finds the registered models (the run's
+ML Metadata locally; the `registry` model on Vertex AI), and whether ModelRegistration uploads
+blessed models to Vertex AI Model Registry (`registry` section) or only smoke-tests them.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ import ml_metadata as mlmd
 import tensorflow_model_analysis as tfma
 from ml_metadata.proto import metadata_store_pb2
 from tfx.components import (
-    Evaluator,
     ExampleValidator,
     Pusher,
     SchemaGen,
@@ -24,14 +24,13 @@ from tfx.components import (
     Trainer,
     Transform,
 )
-from tfx.dsl.components.common.resolver import Resolver
-from tfx.dsl.input_resolution.strategies.latest_blessed_model_strategy import LatestBlessedModelStrategy
 from tfx.orchestration.metadata import sqlite_metadata_connection_config
 from tfx.orchestration.pipeline import Pipeline
 from tfx.proto import example_gen_pb2, pusher_pb2, trainer_pb2
-from tfx.types import Channel, standard_artifacts
 
-from components.baseline_resolver import LatestBlessedOtherModelStrategy
+from components.baseline.component import BaselineModel
+from components.baseline.evaluator import Evaluator
+from components.baseline.sources import BaselineSource, LocalMetadataSource, NoSource, RegistrySource
 from components.csv_examples import CsvExampleGen
 from components.curated_schema import CuratedSchemaGen, schema_fingerprint
 from components.registration.component import ModelRegistration
@@ -58,7 +57,7 @@ EXAMPLE_VALIDATOR = "ExampleValidator"
 VALIDATION_GATE = "ValidationGate"
 TRANSFORM = "Transform"
 TRAINER = "Trainer"
-BASELINE_RESOLVER = "latest_blessed_model_resolver"
+BASELINE_RESOLVER = "BaselineModel"
 EVALUATOR = "Evaluator"
 REGISTRATION = "ModelRegistration"
 PUSHER = "Pusher"
@@ -221,12 +220,16 @@ def create_components(config: PipelineConfig, serving_dir: str) -> list:
         custom_config=custom_config,
     ).with_id(TRAINER)
 
-    baseline_resolver = _baseline_resolver(config, trainer).with_id(BASELINE_RESOLVER)
+    # This pipeline's newest model that passed registration, never the candidate (components/baseline).
+    baseline = BaselineModel(candidate=trainer.outputs["model"], source=baseline_source(config)).with_id(
+        BASELINE_RESOLVER
+    )
 
+    # TFX's Evaluator; on a first run on Vertex AI it leaves out BaselineModel's "none found" marker.
     evaluator = Evaluator(
         examples=example_gen.outputs["examples"],
         model=trainer.outputs["model"],
-        baseline_model=baseline_resolver.outputs["model"],
+        baseline_model=baseline.outputs["baseline_model"],
         eval_config=eval_config(config),
         # TFMA's extractors, with each batch trimmed to what slicing and the metrics read.
         module_path=EVAL_EXTRACTORS_MODULE,
@@ -263,7 +266,7 @@ def create_components(config: PipelineConfig, serving_dir: str) -> list:
         validation_gate,
         transform,
         trainer,
-        baseline_resolver,
+        baseline,
         evaluator,
         registration,
         pusher,
@@ -295,26 +298,26 @@ def registry_settings(config: PipelineConfig) -> RegistrySettings | None:
     )
 
 
-def _baseline_resolver(config: PipelineConfig, trainer: Any) -> Resolver:
-    """The latest blessed model, which the Evaluator compares the candidate against.
+def baseline_source(config: PipelineConfig) -> BaselineSource:
+    """Where BaselineModel finds the models this pipeline registered (components/baseline).
 
-    Locally the candidate is excluded (see components/baseline_resolver.py). The KFP v2 compiler
-    accepts only TFX's LatestBlessedModelStrategy and LatestArtifactStrategy, so on Vertex AI the
-    baseline is the latest blessed model, which on a re-run can be the candidate itself.
+    Locally: what the Pusher pushed (it runs only after ModelRegistration passed), in this
+    pipeline's ML Metadata. On Vertex AI: the versions of the `registry` model that runs of this
+    pipeline uploaded; without a `registry` section nothing is registered, so there is no baseline.
     """
-    model = Channel(type=standard_artifacts.Model)
-    model_blessing = Channel(type=standard_artifacts.ModelBlessing)
-    if isinstance(config.runner, VertexRunnerConfig):
-        return Resolver(
-            strategy_class=LatestBlessedModelStrategy,
-            model=model,
-            model_blessing=model_blessing,
+    runner = config.runner
+    if not isinstance(runner, VertexRunnerConfig):
+        return LocalMetadataSource(
+            sqlite_path=str(metadata_path(config)), pipeline_name=config.pipeline_name, pusher_node=PUSHER
         )
-    return Resolver(
-        strategy_class=LatestBlessedOtherModelStrategy,
-        model=model,
-        model_blessing=model_blessing,
-        candidate=trainer.outputs["model"],
+    if config.registry is None:
+        return NoSource(reason="no `registry` section: nothing is registered on Vertex AI")
+    return RegistrySource(
+        project=runner.project,
+        region=runner.region,
+        model_id=config.registry.model_id,
+        pipeline_name=config.pipeline_name,
+        registration_task=REGISTRATION,
     )
 
 

@@ -2,7 +2,10 @@ from pathlib import Path
 
 import pytest
 import tensorflow_model_analysis as tfma
+from tfx.components.evaluator import executor as evaluator_executor
 
+from components.baseline import evaluator as baseline_evaluator
+from components.baseline import sources
 from pipeline import pipeline as tfx_pipeline
 from pipeline.config import load_config
 from pipeline.data import taxi_sample_dir
@@ -17,6 +20,7 @@ EXPECTED_UPSTREAM = {
     tfx_pipeline.TRANSFORM: {tfx_pipeline.EXAMPLE_GEN, tfx_pipeline.VALIDATION_GATE},
     # The Trainer reads the raw examples and applies the Transform graph itself.
     tfx_pipeline.TRAINER: {tfx_pipeline.EXAMPLE_GEN, tfx_pipeline.TRANSFORM, tfx_pipeline.VALIDATION_GATE},
+    # This pipeline's newest pushed model other than the Trainer's (components/baseline).
     tfx_pipeline.BASELINE_RESOLVER: {tfx_pipeline.TRAINER},
     tfx_pipeline.EVALUATOR: {tfx_pipeline.EXAMPLE_GEN, tfx_pipeline.TRAINER, tfx_pipeline.BASELINE_RESOLVER},
     # Smoke test only locally (no registry); a model that fails it is not pushed.
@@ -95,3 +99,20 @@ def test_transform_writes_only_its_graph(built) -> None:
     assert transform.exec_properties["force_tf_compat_v1"] == 1
     trainer_examples = by_id[tfx_pipeline.TRAINER].inputs["examples"]
     assert trainer_examples.producer_component_id == tfx_pipeline.EXAMPLE_GEN
+
+
+def test_local_baseline_is_what_this_pipelines_pusher_pushed(built, tmp_path: Path) -> None:
+    _, pipeline = built
+    by_id = {c.id: c for c in pipeline.components}
+    baseline = by_id[tfx_pipeline.BASELINE_RESOLVER]
+    assert sources.from_json(baseline.exec_properties["source"]) == sources.LocalMetadataSource(
+        sqlite_path=str(tmp_path / "metadata" / "taxi-tips" / "metadata.sqlite"),
+        pipeline_name="taxi-tips",
+        pusher_node=tfx_pipeline.PUSHER,
+    )
+    assert baseline.inputs["candidate"].producer_component_id == tfx_pipeline.TRAINER
+    evaluator = by_id[tfx_pipeline.EVALUATOR]
+    assert evaluator.inputs["baseline_model"].producer_component_id == tfx_pipeline.BASELINE_RESOLVER
+    # TFX's Evaluator with an executor that only leaves out BaselineModel's "none found" marker.
+    assert evaluator.executor_spec.executor_class is baseline_evaluator.Executor
+    assert issubclass(baseline_evaluator.Executor, evaluator_executor.Executor)

@@ -283,7 +283,10 @@ class PipelineRun:
         for key, artifacts in outputs.items():
             updates = written.get("artifacts", {}).get(key, {}).get("artifacts", [])
             metadata = updates[0].get("metadata", {}) if updates else {}
-            finished[key] = [self.metadata.update_artifact(a["name"], metadata=metadata, state=LIVE) for a in artifacts]
+            uri = updates[0].get("uri") if updates else None  # an executor may point its output elsewhere
+            finished[key] = [
+                self.metadata.update_artifact(a["name"], metadata=metadata, uri=uri, state=LIVE) for a in artifacts
+            ]
         self._output_parameters[name] = _values_of(written)
         execution = self.metadata.new_name("executions")
         record.detail["execution"] = {"name": execution, "state": "COMPLETE", "displayName": name}

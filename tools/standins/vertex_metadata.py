@@ -1,7 +1,12 @@
 """Vertex ML Metadata, as far as pipeline runs use it: artifacts, their queries, and the cache.
 
 Every output artifact of a pipeline task is recorded here with its schema title, URI, metadata
-and state. Resolver tasks query it with the filter the KFP compiler wrote into the spec
+and state. The URI is the one the service generated unless the executor's executor_output.json
+gives another (KFP's launcher merges the executor's artifact into the generated one: a non-empty
+`uri` replaces it, `metadata` is merged; Google Cloud Pipeline Components rely on this to point
+their outputs at the resources they create).
+
+Resolver tasks query it with the filter the KFP compiler wrote into the spec
 (`resolver.outputArtifactQueries`), in the AIP-160 syntax of `metadataStores.artifacts.list`:
 terms `field=value` joined by AND, over `schema_title`, `state`, `name`, `display_name`, `uri`
 and `metadata.<key>.<number_value|string_value|bool_value>`. The store answers like the service:
@@ -127,10 +132,18 @@ class MetadataStore:
         return copy.deepcopy(artifact)
 
     def update_artifact(
-        self, name: str, *, metadata: Mapping[str, Any] | None = None, state: str | None = None
+        self,
+        name: str,
+        *,
+        metadata: Mapping[str, Any] | None = None,
+        state: str | None = None,
+        uri: str | None = None,
     ) -> JsonDict:
+        """`uri`: an executor may point its output elsewhere; a non-empty one replaces the generated URI."""
         with self._lock:
             artifact = self._artifacts[name]
+            if uri:
+                artifact["uri"] = uri
             if metadata is not None:
                 artifact["metadata"] = copy.deepcopy(dict(metadata))
             if state is not None:

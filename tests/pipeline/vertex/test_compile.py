@@ -12,6 +12,7 @@ import yaml
 from google.protobuf import json_format
 from kfp.pipeline_spec import pipeline_spec_pb2
 
+from components.baseline.sources import NoSource
 from pipeline import cli, fingerprint
 from pipeline import pipeline as tfx_pipeline
 from pipeline.config import BASE_CONFIG, VertexRunnerConfig, load_config, vertex_config_path
@@ -28,12 +29,9 @@ CONTAINER_COMPONENTS = BEAM_COMPONENTS | {
     tfx_pipeline.EXAMPLE_VALIDATOR,
     tfx_pipeline.VALIDATION_GATE,
     tfx_pipeline.TRAINER,
+    tfx_pipeline.BASELINE_RESOLVER,
     tfx_pipeline.REGISTRATION,
     tfx_pipeline.PUSHER,
-}
-RESOLVER_TASKS = {
-    f"{tfx_pipeline.BASELINE_RESOLVER}-model-blessing-resolver",
-    f"{tfx_pipeline.BASELINE_RESOLVER}-model-resolver",
 }
 TRAINING_ARGS = "ai_platform_training_args"
 
@@ -91,7 +89,7 @@ def test_compiling_needs_no_network_and_no_credentials(compiled_specs: dict[str,
 def test_spec_parses_and_keeps_the_local_component_ids(env: str, spec_documents, specs) -> None:
     job, spec = parse(spec_documents[env])
     assert spec.pipeline_info.name == "taxi-tips"
-    assert set(spec.root.dag.tasks) == CONTAINER_COMPONENTS | RESOLVER_TASKS
+    assert set(spec.root.dag.tasks) == CONTAINER_COMPONENTS
     assert job.runtime_config.gcs_output_directory == vertex_config(env).runner.pipeline_root
 
 
@@ -100,8 +98,8 @@ def test_every_executor_runs_the_given_image(env: str, specs) -> None:
     spec = specs[env]
     images = {component: executor_of(spec, component).container.image for component in CONTAINER_COMPONENTS}
     assert images == dict.fromkeys(CONTAINER_COMPONENTS, TEST_IMAGE)
-    resolvers = [name for name, executor in spec.deployment_spec["executors"].items() if "container" not in executor]
-    assert len(resolvers) == 2
+    # No resolver task: the compiler's only resolver queries look at every artifact of the project.
+    assert [name for name, executor in spec.deployment_spec["executors"].items() if "container" not in executor] == []
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
@@ -191,13 +189,40 @@ def test_dev_caches_and_prod_does_not() -> None:
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
-def test_baseline_is_the_latest_blessed_model(env: str, specs) -> None:
+def test_baseline_is_this_pipelines_latest_registered_model(env: str, specs) -> None:
+    """BaselineModel reads this pipeline's registry model, leaves out the Trainer's model, and feeds
+    the Evaluator, whose executor leaves out its "none found" marker."""
     spec = specs[env]
-    executors = json_format.MessageToDict(spec.deployment_spec)["executors"]
-    blessing = executors[f"{tfx_pipeline.BASELINE_RESOLVER}-model-blessing-resolver_executor"]["resolver"]
-    assert "metadata.blessed.number_value=1" in blessing["outputArtifactQueries"]["model_blessing"]["filter"]
+    config = vertex_config(env)
+    source = json.loads(task_parameter(spec, tfx_pipeline.BASELINE_RESOLVER, "source"))
+    assert source == {
+        "kind": "model_registry",
+        "project": config.runner.project,
+        "region": config.runner.region,
+        "model_id": config.registry.model_id,
+        "pipeline_name": "taxi-tips",
+        "registration_task": tfx_pipeline.REGISTRATION,
+    }
+    baseline_task = spec.root.dag.tasks[tfx_pipeline.BASELINE_RESOLVER]
+    assert baseline_task.inputs.artifacts["candidate"].task_output_artifact.producer_task == tfx_pipeline.TRAINER
+    assert "components.baseline.executor.Executor" in list(
+        executor_of(spec, tfx_pipeline.BASELINE_RESOLVER).container.args
+    )
     baseline = spec.root.dag.tasks[tfx_pipeline.EVALUATOR].inputs.artifacts["baseline_model"]
-    assert baseline.task_output_artifact.producer_task == f"{tfx_pipeline.BASELINE_RESOLVER}-model-resolver"
+    assert baseline.task_output_artifact.producer_task == tfx_pipeline.BASELINE_RESOLVER
+    assert baseline.task_output_artifact.output_artifact_key == "baseline_model"
+    evaluator_args = list(executor_of(spec, tfx_pipeline.EVALUATOR).container.args)
+    assert "components.baseline.evaluator.Executor" in evaluator_args
+    # The change threshold still compares with the baseline.
+    eval_config = json.loads(task_parameter(spec, tfx_pipeline.EVALUATOR, "eval_config"))
+    (threshold,) = eval_config["metrics_specs"][0]["metrics"][0]["per_slice_thresholds"]
+    assert threshold["threshold"]["change_threshold"]["absolute"] == pytest.approx(-config.evaluation.max_auc_drop)
+
+
+def test_vertex_without_a_registry_has_no_baseline_source() -> None:
+    """Nothing is registered without a `registry` section: BaselineModel then finds no baseline."""
+    config = vertex_config("dev").model_copy(update={"registry": None})
+    assert isinstance(tfx_pipeline.baseline_source(config), NoSource)
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
