@@ -1,11 +1,21 @@
-# Service accounts and what each may do. No account gets a basic role (owner, editor, viewer) and
-# none has a key: people use their own login, GitHub Actions uses Workload Identity (github.tf).
+# Service accounts and what each may do (the table in docs/bootstrap.md, "Who can do what", is this
+# file; tests/infra keeps them equal). No account gets a basic role (owner, editor, viewer) or
+# roles/aiplatform.user, and none has a key: people use their own login, GitHub Actions uses
+# Workload Identity (github.tf).
 #
-#   tfx-pipelines   the identity of every pipeline run and of the Trainer's training job
-#   tfx-dataflow    the Dataflow workers started by the Beam steps
-#   tfx-ci-trainer  GitHub Actions train.yaml: builds the image, submits runs (dev only)
-#   tfx-cloud-build the Cloud Build job that builds the image (dev only)
-#   tfx-promoter    GitHub Actions promote.yaml: Model Registry aliases, endpoint traffic
+#   tfx-pipelines          the identity of every pipeline run and of the Trainer's training job
+#   tfx-dataflow           the Dataflow workers started by the Beam steps
+#   tfx-ci-trainer         GitHub Actions train.yaml: builds the image, submits runs (dev only)
+#   tfx-cloud-build        the Cloud Build job that builds the image (dev only)
+#   tfx-promotion-planner  GitHub Actions promote.yaml, plan job: reads aliases, labels, endpoint
+#   tfx-promoter           GitHub Actions promote.yaml, approved job: aliases, endpoint traffic
+#
+# Only tfx-promoter can deploy, undeploy or change an endpoint's traffic split, and only it can
+# move an alias of an existing version or change a version's labels (aiplatform.models.update).
+# The runtime identities (the first four) hold none of that: a pipeline run, a Dataflow worker or
+# a CI build cannot touch production traffic. What Vertex AI's permissions cannot narrow: the
+# pipeline's aiplatform.models.upload lets it give the version it uploads any alias (it gives
+# `candidate`); docs/bootstrap.md says why that cannot move traffic and what catches it.
 
 resource "google_service_account" "pipelines" {
   project      = var.project
@@ -18,6 +28,13 @@ resource "google_service_account" "dataflow" {
   project      = var.project
   account_id   = "tfx-dataflow"
   display_name = "TFX Dataflow workers (${var.environment})"
+  depends_on   = [google_project_service.services]
+}
+
+resource "google_service_account" "planner" {
+  project      = var.project
+  account_id   = "tfx-promotion-planner"
+  display_name = "Promotion plans from GitHub Actions, read only (${var.environment})"
   depends_on   = [google_project_service.services]
 }
 
@@ -45,13 +62,52 @@ resource "google_service_account" "cloudbuild" {
 }
 
 # ---- Pipeline runs -------------------------------------------------------------------------
-# Vertex AI jobs (the run, the training job), Dataflow jobs, and the subnetwork lookup that
-# Dataflow does at job start.
-resource "google_project_iam_member" "pipelines" {
-  for_each = toset(["roles/aiplatform.user", "roles/compute.networkViewer"])
+# What the run's steps call in Vertex AI: the Trainer's training job (customJobs), the
+# registration of a blessed model (models.upload with the alias `candidate`, which Vertex AI moves
+# off the version that held it as part of the upload: no models.update), the baseline and
+# provenance lookups (models.list, pipelineJobs.get), and the run's records in Vertex ML Metadata.
+# Nothing on endpoints, no models.update (aliases, labels of existing versions), no models.delete.
+resource "google_project_iam_custom_role" "pipeline_runner" {
+  project     = var.project
+  role_id     = "tfxPipelineRunner"
+  title       = "TFX pipeline run"
+  description = "A pipeline run's steps: training job, Model Registry upload of a blessed model, run metadata; no endpoint change, no alias or label change of existing versions"
+  permissions = [
+    "aiplatform.artifacts.create",
+    "aiplatform.artifacts.get",
+    "aiplatform.artifacts.list",
+    "aiplatform.artifacts.update",
+    "aiplatform.contexts.addContextArtifactsAndExecutions",
+    "aiplatform.contexts.create",
+    "aiplatform.contexts.get",
+    "aiplatform.contexts.list",
+    "aiplatform.contexts.update",
+    "aiplatform.customJobs.create",
+    "aiplatform.customJobs.get",
+    "aiplatform.executions.addExecutionEvents",
+    "aiplatform.executions.create",
+    "aiplatform.executions.get",
+    "aiplatform.executions.list",
+    "aiplatform.executions.update",
+    "aiplatform.metadataStores.get",
+    "aiplatform.models.get",
+    "aiplatform.models.list",
+    "aiplatform.models.upload",
+    "aiplatform.pipelineJobs.get",
+  ]
+  depends_on = [google_project_service.services]
+}
 
+resource "google_project_iam_member" "pipelines_vertex" {
   project = var.project
-  role    = each.value
+  role    = google_project_iam_custom_role.pipeline_runner.id
+  member  = google_service_account.pipelines.member
+}
+
+# The subnetwork lookup that Dataflow does at job start.
+resource "google_project_iam_member" "pipelines" {
+  project = var.project
+  role    = "roles/compute.networkViewer"
   member  = google_service_account.pipelines.member
 }
 
@@ -139,11 +195,26 @@ resource "google_artifact_registry_repository_iam_member" "readers" {
 }
 
 # ---- CI trainer (train.yaml) -----------------------------------------------------------------
-# Create Vertex AI pipeline runs, start Cloud Builds.
+# Submit a Vertex AI pipeline run (it runs as tfx-pipelines) and follow it; start Cloud Builds.
+resource "google_project_iam_custom_role" "pipeline_submitter" {
+  count = local.ci_count
+
+  project     = var.project
+  role_id     = "tfxPipelineSubmitter"
+  title       = "TFX pipeline run submitter"
+  description = "Submit a pipeline run and follow it; nothing on models or endpoints"
+  permissions = [
+    "aiplatform.metadataStores.get",
+    "aiplatform.pipelineJobs.create",
+    "aiplatform.pipelineJobs.get",
+  ]
+  depends_on = [google_project_service.services]
+}
+
 resource "google_project_iam_member" "trainer" {
   count   = local.ci_count
   project = var.project
-  role    = "roles/aiplatform.user"
+  role    = google_project_iam_custom_role.pipeline_submitter[0].id
   member  = google_service_account.trainer[0].member
 }
 
@@ -223,7 +294,31 @@ resource "google_project_iam_member" "cloudbuild_logs" {
   member  = google_service_account.cloudbuild[0].member
 }
 
-# ---- Promoter (promote.yaml) -----------------------------------------------------------------
+# ---- Promotion planner (promote.yaml, plan job: no approval) ----------------------------------
+# Read what a plan is computed from: the versions with their aliases and labels
+# (models.listVersions; models.get as well, both read-only, as the reference does not say which of
+# the two that method checks) and the endpoint's deployed models and traffic split (endpoints.get).
+# No write.
+resource "google_project_iam_custom_role" "promotion_planner" {
+  project     = var.project
+  role_id     = "tfxPromotionPlanner"
+  title       = "TFX promotion planner (read only)"
+  description = "Read Model Registry versions (aliases, labels) and the endpoint (deployed models, traffic split) to plan a promotion"
+  permissions = [
+    "aiplatform.endpoints.get",
+    "aiplatform.models.get",
+    "aiplatform.models.list",
+  ]
+  depends_on = [google_project_service.services]
+}
+
+resource "google_project_iam_member" "planner" {
+  project = var.project
+  role    = google_project_iam_custom_role.promotion_planner.id
+  member  = google_service_account.planner.member
+}
+
+# ---- Promoter (promote.yaml, approved job) ---------------------------------------------------
 # Move aliases between Model Registry versions and traffic between deployed models. No predefined
 # role is that narrow (roles/aiplatform.user can also run jobs and create datasets). Long-running
 # operations are polled with the resource's own get permission.

@@ -16,12 +16,9 @@ locals {
   # registry.serving_image in configs/vertex-*.yaml is this path, then @sha256:<digest>.
   serving_image_repository = "${var.region}-docker.pkg.dev/${var.project}/${var.dockerhub_repository}/tensorflow/serving"
 
-  # Admission into either identity pool: tokens of this repository only (and of its numeric ID
-  # when given, against re-created repositories of the same name).
-  from_repository = (var.github_repository_id == ""
-    ? "assertion.repository == '${var.github_repository}'"
-    : "assertion.repository == '${var.github_repository}' && assertion.repository_id == '${var.github_repository_id}'"
-  )
+  # Admission into every identity pool: tokens of this repository only, by name and by numeric ID
+  # (a repository deleted and re-created under the same name by someone else has another ID).
+  from_repository = "assertion.repository == '${var.github_repository}' && assertion.repository_id == '${var.github_repository_id}'"
 
   services = [
     "aiplatform.googleapis.com",           # Vertex AI Pipelines, Training, Model Registry, endpoints

@@ -86,6 +86,16 @@ output "build_bucket" {
   value       = one(google_storage_bucket.cloudbuild[*].name)
 }
 
+output "plan_workload_identity_provider" {
+  description = "Environment variable GCP_PLAN_WIF_PROVIDER of the GitHub environment <var.github_deploy_environment>-plan."
+  value       = one(google_iam_workload_identity_pool_provider.plan[*].name)
+}
+
+output "planner_service_account" {
+  description = "Environment variable GCP_PLANNER_SA of the GitHub environment <var.github_deploy_environment>-plan."
+  value       = google_service_account.planner.email
+}
+
 output "deploy_workload_identity_provider" {
   description = "Environment variable GCP_DEPLOY_WIF_PROVIDER of the GitHub environment var.github_deploy_environment."
   value       = one(google_iam_workload_identity_pool_provider.deploy[*].name)
@@ -109,8 +119,21 @@ output "github_repository_variables" {
   } : {}
 }
 
+output "github_plan_environment" {
+  description = "The GitHub environment of promote.yaml's plan job (no reviewers: its identity can only read)."
+  value       = local.plan_environment
+}
+
+output "github_plan_environment_variables" {
+  description = "Variables of the GitHub environment <var.github_deploy_environment>-plan, for promote.yaml's plan job."
+  value = var.enable_ci_promotion ? {
+    GCP_PLAN_WIF_PROVIDER = google_iam_workload_identity_pool_provider.plan[0].name
+    GCP_PLANNER_SA        = google_service_account.planner.email
+  } : {}
+}
+
 output "github_environment_variables" {
-  description = "Variables of the GitHub environment var.github_deploy_environment, for promote.yaml."
+  description = "Variables of the GitHub environment var.github_deploy_environment, for promote.yaml's approved job."
   value = var.enable_ci_promotion ? {
     GCP_DEPLOY_WIF_PROVIDER = google_iam_workload_identity_pool_provider.deploy[0].name
     GCP_PROMOTER_SA         = google_service_account.promoter.email

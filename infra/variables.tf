@@ -30,30 +30,29 @@ variable "github_repository" {
 }
 
 variable "github_repository_id" {
-  description = "Numeric ID of that repository (gh api repos/OWNER/NAME --jq .id). When set, tokens must also carry this ID, so a repository deleted and re-created under the same name by someone else is not admitted."
+  description = "Numeric ID of that repository (gh api repos/OWNER/NAME --jq .id). Tokens must carry it, so a repository deleted and re-created under the same name by someone else is not admitted."
   type        = string
-  default     = ""
 
   validation {
-    condition     = can(regex("^[0-9]*$", var.github_repository_id))
-    error_message = "github_repository_id is the numeric repository ID, or empty."
+    condition     = can(regex("^[0-9]+$", var.github_repository_id))
+    error_message = "github_repository_id is required: the numeric ID of github_repository (gh api repos/OWNER/NAME --jq .id)."
   }
 }
 
 variable "github_deploy_environment" {
-  description = "The GitHub environment whose jobs may act as the promoter (the promote workflow maps prod to 'production', dev to 'dev')."
+  description = "The GitHub environment whose jobs may act as the promoter (promote.yaml maps prod to 'production', dev to 'dev'); its plan job runs in '<this>-plan' and may act as the read-only planner."
   type        = string
   default     = "production"
 }
 
 variable "github_deploy_ref" {
-  description = "The branch ref that promotion jobs must run from."
+  description = "The branch ref that promotion jobs (.github/workflows/promote.yaml) must run from."
   type        = string
   default     = "refs/heads/main"
 }
 
 variable "github_train_ref" {
-  description = "The branch ref whose workflows may act as the CI trainer (build images, submit pipeline runs)."
+  description = "The branch ref from which .github/workflows/train.yaml may act as the CI trainer (build images, submit pipeline runs)."
   type        = string
   default     = "refs/heads/main"
 }
@@ -65,7 +64,7 @@ variable "enable_ci_training" {
 }
 
 variable "enable_ci_promotion" {
-  description = "Let promote.yaml act as tfx-promoter through the github-deploy pool. False keeps promotion to people with their own roles on the project (docs/bootstrap.md: private repositories without required reviewers)."
+  description = "Let promote.yaml act as tfx-promotion-planner (github-plan pool) and tfx-promoter (github-deploy pool). False keeps promotion to people with their own roles on the project (docs/bootstrap.md: private repositories without required reviewers)."
   type        = bool
   default     = true
 }

@@ -1,9 +1,14 @@
-"""`python -m pipeline promote --env ENV canary|finish|rollback`: plan, print the plan, apply it.
+"""`python -m pipeline promote --env ENV canary|finish|rollback|apply`: plan, print the plan, apply it.
+
+  canary (--version N | --alias A) --traffic P   finish   rollback   [--dry-run [--plan-file F]]
+  apply --plan F: the plan a dry run wrote to F, exactly, or nothing when the registry or the
+  endpoint changed since (docs/promotion.md, "Plan, approve, apply").
 
 Exit codes: 0 done, or nothing to do, or --dry-run; 1 a step failed (a failed canary smoke test
 restores the traffic before it and undeploys the canary); 2 refused before any change (bad
-config, no credentials, unknown or unblessed version, registry and endpoint disagree, a canary
-share too small for the smoke test to reach within endpoint.smoke_test.max_predictions).
+arguments or config, no credentials, unknown or unblessed version, registry and endpoint disagree,
+a canary share too small for the smoke test to reach within endpoint.smoke_test.max_predictions,
+a plan file that does not match the registry, the endpoint or the config any more).
 
 --summary-file F appends the smoke test's decision and numbers to F as Markdown (a command
 without a smoke test appends nothing).
@@ -16,12 +21,26 @@ import logging
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import TextIO
 
 from components.registration.settings import BLESSED_LABEL
 from pipeline.config import PipelineConfig, VertexRunnerConfig
 from pipeline.promotion import plan as plans
+from pipeline.promotion.arguments import OneLineParser, alias, traffic_percent, version_id
+from pipeline.promotion.plan_file import (
+    PlanFile,
+    PlanFileError,
+    Request,
+    plan_file,
+    read_plan,
+    state_changes,
+    step_record,
+    target_changes,
+    target_settings,
+    write_plan,
+)
 from pipeline.promotion.smoke import (
     RequestPlan,
     SampleError,
@@ -40,7 +59,6 @@ from pipeline.promotion.vertex import (
     predictor,
     read_state,
     serving_models,
-    version_details,
 )
 
 EXIT_OK = 0
@@ -62,18 +80,33 @@ def add_promote_parser(
         "--api-endpoint",
         help="talk to this Vertex AI endpoint with anonymous credentials (local stand-ins, e.g. http://127.0.0.1:8765)",
     )
-    steps = promote.add_subparsers(dest="step", required=True)
+    steps = promote.add_subparsers(dest="step", required=True, parser_class=OneLineParser)
     canary = steps.add_parser("canary", help="deploy a version next to production with some traffic, smoke-test it")
     which = canary.add_mutually_exclusive_group(required=True)
-    which.add_argument("--version", help="model version ID, e.g. 7")
-    which.add_argument("--alias", help="version alias, e.g. candidate")
-    canary.add_argument("--traffic", type=int, required=True, help="percent of the traffic for the canary (1-99)")
+    which.add_argument("--version", type=version_id, help="model version ID, e.g. 7")
+    which.add_argument("--alias", type=alias, help="version alias, e.g. candidate (resolved to its version once)")
+    canary.add_argument(
+        "--traffic",
+        type=traffic_percent,
+        required=True,
+        help="percent of the traffic for the canary (1-99; the first version, with none in production, takes 100)",
+    )
     finish = steps.add_parser("finish", help="give the canary 100%%, make it production, undeploy the version before")
     rollback = steps.add_parser(
         "rollback", help="abort a running canary, or give production back to the previous-production version"
     )
     for command in (canary, finish, rollback):
         command.add_argument("--dry-run", action="store_true", help="print the plan only; change nothing")
+        command.add_argument(
+            "--plan-file",
+            type=Path,
+            help="with --dry-run: also write the plan as JSON, for `apply --plan` (an alias resolved to its version)",
+        )
+    apply_plan = steps.add_parser(
+        "apply", help="apply a plan file written by --dry-run --plan-file, if nothing changed since it was made"
+    )
+    apply_plan.add_argument("--plan", type=Path, required=True, help="the plan file")
+    for command in (canary, finish, rollback, apply_plan):
         command.add_argument(
             "--summary-file",
             type=Path,
@@ -91,10 +124,23 @@ def run_promote(config: PipelineConfig, config_file: Path, args: argparse.Namesp
     from pipeline.vertex.client import AUTH_HINT, credential_errors, init_vertex
 
     try:
-        instances = load_instances(target.endpoint.smoke_test.instances_path) if args.step == "canary" else []
+        if args.step == "apply":
+            planned = read_plan(args.plan)
+            request = planned.request
+        else:
+            planned, request = None, _request(args)
+            if args.plan_file and not args.dry_run:
+                return _fail(f"{args.step} refused: --plan-file needs --dry-run (then `apply --plan` applies it)")
+        instances = load_instances(target.endpoint.smoke_test.instances_path) if request.command == "canary" else []
         init_vertex(config.runner, args.api_endpoint)
         with _quiet_sdk():
-            return _promote(target, args, instances, out)
+            if planned is not None:
+                return _apply(target, planned, args, instances, out)
+            return _promote(target, request, args, instances, out)
+    except PlanFileError as error:
+        return _fail(f"apply refused: {error}")
+    except PromotionError as error:  # reading the state: no such model in the registry
+        return _fail(f"{args.step} refused: {error}")
     except SampleError as error:
         return _fail(str(error))
     except credential_errors():
@@ -104,29 +150,92 @@ def run_promote(config: PipelineConfig, config_file: Path, args: argparse.Namesp
         return _fail(f"Vertex AI refused the request: {error.code} {message}", EXIT_FAILED)
 
 
-def _promote(target: Target, args: argparse.Namespace, instances: list, out: TextIO) -> int:
-    from google.api_core import exceptions
+def _request(args: argparse.Namespace) -> Request:
+    if args.step != "canary":
+        return Request(args.step)
+    which = f"--version {args.version}" if args.version else f"--alias {args.alias}"
+    return Request("canary", args.version, args.traffic, f"{which} --traffic {args.traffic}")
 
+
+def _promote(target: Target, request: Request, args: argparse.Namespace, instances: list, out: TextIO) -> int:
+    if args.plan_file:
+        args.plan_file.unlink(missing_ok=True)  # a refused plan must not leave an older one to apply
+    state = read_state(target)
     try:
-        state = read_state(target)
-        plan = _plan(target, state, args)
+        request, plan = _plan(state, request, args.alias if request.command == "canary" else None)
         requests = _request_plan(target, plan)
     except plans.NothingToDo as nothing:
         out.write(f"Nothing to do: {nothing}\n")
+        if args.plan_file:
+            write_plan(args.plan_file, plan_file(request, target, None, state, str(nothing)))
+            out.write(f"Plan file: {args.plan_file} (nothing to do)\n")
         return EXIT_OK
     except (plans.Refusal, PromotionError, TooManyRequests) as refusal:
-        return _fail(f"{args.step} refused: {refusal}")
+        return _fail(f"{request.command} refused: {refusal}")
+    _print_plan(plan, requests, out)
+    if args.dry_run:
+        if args.plan_file:
+            write_plan(args.plan_file, plan_file(request, target, plan, state, None))
+            out.write(f"Plan file: {args.plan_file} (`promote apply --plan {args.plan_file}` applies exactly this)\n")
+        out.write("Dry run: nothing was changed.\n")
+        return EXIT_OK
+    return _execute(target, plan, requests, instances, args.summary_file, out)
+
+
+def _apply(target: Target, planned: PlanFile, args: argparse.Namespace, instances: list, out: TextIO) -> int:
+    """Applies the planned steps if the target, its settings and the state are those of the plan."""
+    request, when = planned.request, planned.planned_at
+    differences = target_changes(planned.target, target_settings(target))
+    if differences:
+        return _fail(
+            f"apply refused: the plan of {when} was made for another target or other settings "
+            f"({'; '.join(differences)}); nothing was changed: plan again with this config"
+        )
+    state = read_state(target)
+    changes = state_changes(planned.state, state)
+    if changes:
+        return _fail(
+            f"apply refused: the registry or the endpoint changed since the plan of {when} "
+            f"({'; '.join(changes)}); nothing was changed: plan again"
+        )
+    try:
+        _, plan = _plan(state, request, None)
+        requests = _request_plan(target, plan)
+    except plans.NothingToDo as nothing:
+        if planned.steps:
+            return _fail(f"apply refused: the plan of {when} has steps, but now there is nothing to do: {nothing}")
+        out.write(f"Nothing to do: {nothing} (checked: as when planned at {when})\n")
+        return EXIT_OK
+    except (plans.Refusal, PromotionError, TooManyRequests) as refusal:
+        return _fail(f"apply refused: {request.command} is refused in the state of the plan of {when}: {refusal}")
+    if tuple(step_record(step) for step in plan.steps) != planned.steps:
+        return _fail(
+            f"apply refused: the plan of {when} lists other steps than `{request.command}` plans from the same "
+            "state (was it made by another version of this code?); nothing was changed: plan again"
+        )
+    out.write(f"Applying the plan of {when}: the registry and the endpoint are as it saw them.\n")
+    if request.asked:
+        plan = replace(plan, notes=(f"requested as `{request.command} {request.asked}`", *plan.notes))
+    _print_plan(plan, requests, out)
+    return _execute(target, plan, requests, instances, args.summary_file, out)
+
+
+def _print_plan(plan: plans.Plan, requests: RequestPlan | None, out: TextIO) -> None:
     out.write("\n".join(plan.lines()) + "\n")
     if requests is not None:
         out.write(f"  smoke test: {requests.describe()}\n")
-    if args.dry_run:
-        out.write("Dry run: nothing was changed.\n")
-        return EXIT_OK
+
+
+def _execute(
+    target: Target, plan: plans.Plan, requests: RequestPlan | None, instances: list, summary: Path | None, out: TextIO
+) -> int:
+    from google.api_core import exceptions
+
     for index, step in enumerate(plan.steps, start=1):
         out.write(f"[{index}/{len(plan.steps)}] {step.describe()}\n")
         out.flush()
         if isinstance(step, plans.SmokeTest) and requests is not None:
-            return _smoke_test(target, plan, requests, instances, args.summary_file, out)
+            return _smoke_test(target, plan, requests, instances, summary, out)
         try:
             apply(target, step)
         except (exceptions.GoogleAPICallError, exceptions.RetryError, PromotionError, OSError) as error:
@@ -135,18 +244,32 @@ def _promote(target: Target, args: argparse.Namespace, instances: list, out: Tex
     return EXIT_OK
 
 
-def _plan(target: Target, state: State, args: argparse.Namespace) -> plans.Plan:
-    if args.step == "finish":
-        return plans.plan_finish(state)
-    if args.step == "rollback":
-        return plans.plan_rollback(state)
-    details = version_details(target, args.version or args.alias)
-    if details.labels.get(BLESSED_LABEL) != "true":
+def _plan(state: State, request: Request, asked_alias: str | None) -> tuple[Request, plans.Plan]:
+    """The plan of a request in this state, and the request with an alias resolved to its version."""
+    if request.command == "finish":
+        return request, plans.plan_finish(state)
+    if request.command == "rollback":
+        return request, plans.plan_rollback(state)
+    version = request.version
+    if asked_alias is not None:
+        version = state.aliases.get(asked_alias)
+        if version is None:
+            raise PromotionError(f"model {state.model_id} has no version or alias '{asked_alias}'")
+        request = Request("canary", version, request.traffic, request.asked)
+    assert version is not None and request.traffic is not None
+    if version not in state.labels:
+        raise PromotionError(f"model {state.model_id} has no version or alias '{version}'")
+    labels = state.labels[version]
+    if labels.get(BLESSED_LABEL) != "true":
         raise plans.Refusal(
-            f"v{details.version} carries no label {BLESSED_LABEL}=true (labels: {dict(details.labels) or 'none'}); "
+            f"v{version} carries no label {BLESSED_LABEL}=true (labels: {dict(labels) or 'none'}); "
             "only versions the pipeline registered after the Evaluator blessed them can be promoted"
         )
-    return plans.plan_canary(state, details.version, args.traffic)
+    plan = plans.plan_canary(state, version, request.traffic)
+    if asked_alias is not None:
+        note = f"alias {asked_alias} names v{version} now; the plan deploys v{version} wherever the alias moves"
+        plan = replace(plan, notes=(note, *plan.notes))
+    return request, plan
 
 
 def _request_plan(target: Target, plan: plans.Plan) -> RequestPlan | None:

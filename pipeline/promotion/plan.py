@@ -17,6 +17,7 @@ from pipeline.promotion.state import (
     PRODUCTION,
     State,
     describe_aliases,
+    describe_labels,
     describe_traffic,
     disagreements,
 )
@@ -104,6 +105,11 @@ class Plan:
     def nothing_to_do(self) -> bool:
         return not self.steps
 
+    @property
+    def deployed_versions(self) -> list[str]:
+        """Versions this plan deploys: what a reviewer checks the labels (run, commit) of."""
+        return [step.version for step in self.steps if isinstance(step, Deploy)]
+
     def lines(self) -> list[str]:
         before = self.before
         lines = [
@@ -115,6 +121,11 @@ class Plan:
             f"  aliases:  {describe_aliases(before.aliases)}  ->  {describe_aliases(self.aliases_after)}",
         ]
         lines += [f"  note: {note}" for note in self.notes]
+        lines += [
+            f"  v{version} labels: {describe_labels(before.labels[version])}"
+            for version in self.deployed_versions
+            if version in before.labels
+        ]
         if self.steps:
             lines.append("  steps:")
             lines += [f"    {index}. {step.describe()}" for index, step in enumerate(self.steps, start=1)]
@@ -124,7 +135,10 @@ class Plan:
 
 
 def plan_canary(state: State, version: str, traffic: int) -> Plan:
-    """Deploy `version` next to production with `traffic`%, then smoke-test the endpoint."""
+    """Deploy `version` next to production with `traffic`%, then smoke-test the endpoint. The first
+    version, with nothing in production yet, takes all the traffic whatever the (valid) share."""
+    if not 1 <= traffic <= 99:
+        raise Refusal(f"--traffic must be a whole number from 1 to 99 (got {traffic})")
     _refuse_disagreement(state)
     production = state.production
     if version == production:
@@ -140,11 +154,8 @@ def plan_canary(state: State, version: str, traffic: int) -> Plan:
     notes: list[str] = []
     if production is None:
         after = {version: 100}
-        if traffic != 100:
-            notes.append(f"no version is in production yet: v{version} gets all the traffic, not {traffic}%")
+        notes.append(f"no version is in production yet: v{version} gets all the traffic, not {traffic}%")
     else:
-        if not 1 <= traffic <= 99:
-            raise Refusal(f"--traffic must be between 1 and 99 while v{production} is in production (got {traffic})")
         after = {production: 100 - traffic, version: traffic}
     steps: list[Step] = []
     if not state.endpoint_exists:

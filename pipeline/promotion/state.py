@@ -1,7 +1,8 @@
 """The state promotion acts on: the registry model's version aliases and the endpoint's deployments.
 
 The registry says which version is in production (alias `production`) and which one was before it
-(`previous-production`); the endpoint says which versions are deployed and how the traffic is split.
+(`previous-production`), and what each version's labels say (`blessed=true`, the run it came from);
+the endpoint says which versions are deployed and how the traffic is split.
 They agree when the production version is deployed and shares the traffic with at most one other
 version (a canary); versions deployed with 0% are leftovers of an interrupted step.
 """
@@ -32,6 +33,7 @@ class State:
     endpoint_exists: bool
     aliases: Mapping[str, str] = field(default_factory=dict)  # alias -> version ID
     deployments: tuple[Deployment, ...] = ()
+    labels: Mapping[str, Mapping[str, str]] = field(default_factory=dict)  # version ID -> its labels
 
     @property
     def production(self) -> str | None:
@@ -90,6 +92,10 @@ def describe_traffic(traffic: Mapping[str, int], endpoint_exists: bool = True) -
     if not traffic:
         return "no deployed model"
     return ", ".join(f"v{version} {percent}%" for version, percent in sorted(traffic.items(), key=lambda i: int(i[0])))
+
+
+def describe_labels(labels: Mapping[str, str]) -> str:
+    return ", ".join(f"{key}={value}" for key, value in sorted(labels.items())) or "no labels"
 
 
 def describe_aliases(aliases: Mapping[str, str]) -> str:

@@ -1,7 +1,7 @@
 """Reads the promotion state and applies plan steps through the Vertex AI SDK.
 
 REST calls each SDK method makes (google-cloud-aiplatform 1.70, `api_transport="rest"`):
-- `ModelRegistry.list_versions`: GET models/ID:listVersions
+- `ModelRegistry(ID).client.list_model_versions`: GET models/ID:listVersions (every version, labels included)
 - `Model(ID, version=V)`: GET models/ID@V (V a version ID or an alias)
 - `ModelRegistry.add_version_aliases` / `remove_version_aliases`: POST models/ID@V:mergeVersionAliases
   with `alias` / `-alias` (a version takes an alias from the version holding it)
@@ -16,7 +16,7 @@ REST calls each SDK method makes (google-cloud-aiplatform 1.70, `api_transport="
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,13 +29,6 @@ from pipeline.promotion.state import Deployment, State
 
 class PromotionError(Exception):
     """A problem with the registry or the endpoint; the message is one line."""
-
-
-@dataclass(frozen=True)
-class VersionDetails:
-    version: str
-    aliases: tuple[str, ...]
-    labels: Mapping[str, str]
 
 
 @dataclass(frozen=True)
@@ -66,16 +59,18 @@ def read_state(target: Target) -> State:
 
     registry = aiplatform.models.ModelRegistry(target.registry.model_id, **target.where)
     try:
-        versions = registry.list_versions()
+        # The client's list gives every version in full (labels included); list_versions() drops labels.
+        versions = list(registry.client.list_model_versions(name=registry.model_resource_name))
     except exceptions.NotFound:
         raise PromotionError(
             f"model {target.registry.model_id} is not in the Model Registry of {target.runner.project} "
             f"({target.runner.region}): a pipeline run registers it when its model is blessed"
         ) from None
-    aliases = {alias: info.version_id for info in versions for alias in info.version_aliases}
+    aliases = {alias: version.version_id for version in versions for alias in version.version_aliases}
+    labels = {version.version_id: dict(version.labels) for version in versions}
     endpoint = _endpoint(target)
     if endpoint is None:
-        return State(target.registry.model_id, target.endpoint_name, False, aliases)
+        return State(target.registry.model_id, target.endpoint_name, False, aliases, labels=labels)
     resource = endpoint.gca_resource
     split = dict(resource.traffic_split)
     deployments = tuple(
@@ -87,19 +82,7 @@ def read_state(target: Target) -> State:
         )
         for deployed in resource.deployed_models
     )
-    return State(target.registry.model_id, resource.name, True, aliases, deployments)
-
-
-def version_details(target: Target, reference: str) -> VersionDetails:
-    """The version a version ID or alias names, with its aliases and labels."""
-    from google.api_core import exceptions
-    from google.cloud import aiplatform
-
-    try:
-        model = aiplatform.Model(target.registry.model_id, version=reference, **target.where)
-    except exceptions.NotFound:
-        raise PromotionError(f"model {target.registry.model_id} has no version or alias '{reference}'") from None
-    return VersionDetails(model.version_id, tuple(model.version_aliases), dict(model.labels))
+    return State(target.registry.model_id, resource.name, True, aliases, deployments, labels)
 
 
 def apply(target: Target, step: Step) -> None:

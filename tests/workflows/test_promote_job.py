@@ -1,52 +1,83 @@
-"""promote.yaml's shell steps, in order, with a stand-in `make` on PATH that records its
-arguments: what reaches `make promote` for each request, the plan before the promotion, the job
-summary (to which the promotion CLI appends its smoke test through --summary-file), and refusals
-before anything runs.
+"""promote.yaml's two jobs, their shell steps in order, with a stand-in `make` on PATH that records
+its arguments: the plan job (no approval, read-only identity) hands `make promote` the request with
+`--dry-run --plan-file`, shows the plan in the job summary and uploads the file; the apply job
+(environment `production`, approved) downloads that file and hands it to `promote apply`. Between the
+jobs the test does what upload-artifact and download-artifact do, with their `with:` settings.
 
-The promotion itself (`make promote` against Vertex AI) is the promotion CLI's to test; here the
-question is what the workflow hands it and what it does with the answers.
+The promotion itself (`make promote` against Vertex AI, the plan file, the refusals of `apply`) is
+the promotion CLI's to test (tests/pipeline/promotion); here the question is what the workflow
+hands it and what it does with the answers.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import stat
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.workflows.workflows import REPO_ROOT, JobRun, jobs, load_workflow, run_steps
+from tests.workflows.workflows import REPO_ROOT, JobRun, action_name, jobs, load_workflow, run_steps, steps
 
-PROMOTE = jobs(load_workflow(REPO_ROOT / ".github" / "workflows" / "promote.yaml"))["promote"]
+PROMOTE = jobs(load_workflow(REPO_ROOT / ".github" / "workflows" / "promote.yaml"))
+UPLOAD = next(step for step in steps(PROMOTE["plan"]) if action_name(step) == "actions/upload-artifact")
+DOWNLOAD = next(step for step in steps(PROMOTE["apply"]) if action_name(step) == "actions/download-artifact")
 # Each call on one line, arguments separated by '|'; exits 1 when FAKE_MAKE_FAIL is among them.
-# ARGS is split into words as the Makefile's recipe line splits it; like the promotion CLI, an
-# `--summary-file F` among them appends a section to F.
+# ARGS is split into words as the Makefile's recipe line splits it. Like the promotion CLI,
+# `--plan-file F` writes a plan to F, `apply --plan F` refuses (exit 2) without F, and
+# `--summary-file F` appends a section to F.
 FAKE_MAKE = """#!/usr/bin/env bash
 printf '%s|' "$@" >> "$FAKE_MAKE_CALLS"; echo >> "$FAKE_MAKE_CALLS"
 echo "fake make: $*"
 for argument in "$@"; do
+  if [[ -n "$FAKE_MAKE_FAIL" && "$argument" == *"$FAKE_MAKE_FAIL"* ]]; then echo "error: refused" >&2; exit 1; fi
+done
+for argument in "$@"; do
   if [[ "$argument" == ARGS=* ]]; then
     read -ra words <<< "${argument#ARGS=}"
     for index in "${!words[@]}"; do
-      if [[ "${words[$index]}" == --summary-file ]]; then
-        echo "### Smoke test (fake promotion CLI): passed" >> "${words[$((index + 1))]}"
-      fi
+      value="${words[$((index + 1))]}"
+      case "${words[$index]}" in
+        --plan-file) echo '{"format": "tfx-promotion-plan/1", "steps": ["resolved: v7"]}' > "$value" ;;
+        --plan) [[ -f "$value" ]] || { echo "error: apply refused: cannot read the plan $value" >&2; exit 2; } ;;
+        --summary-file) echo "### Smoke test (fake promotion CLI): passed" >> "$value" ;;
+      esac
     done
   fi
-  if [[ -n "$FAKE_MAKE_FAIL" && "$argument" == *"$FAKE_MAKE_FAIL"* ]]; then echo "error: refused" >&2; exit 1; fi
 done
 """
 
 
-def run_promote(tmp_path: Path, inputs: dict[str, Any], ref: str = "refs/heads/main", fail: str = "") -> JobRun:
+@dataclass
+class Promotion:
+    plan: JobRun
+    apply: JobRun | None
+    root: Path
+
+    @property
+    def summary(self) -> str:
+        return (self.root / "summary.md").read_text()
+
+    def calls(self) -> list[list[str]]:
+        calls = self.root / "calls"
+        return [line.rstrip("|").split("|") for line in calls.read_text().splitlines()] if calls.exists() else []
+
+    def promote_calls(self) -> list[list[str]]:
+        return [call for call in self.calls() if call[0] == "promote"]
+
+
+def run_promotion(
+    tmp_path: Path, inputs: dict[str, Any], ref: str = "refs/heads/main", fail: str = "", carry_artifact: bool = True
+) -> Promotion:
+    """The plan job, then (when it succeeded: `needs: plan`) the apply job, each in its own checkout."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     fake = bin_dir / "make"
     fake.write_text(FAKE_MAKE)
     fake.chmod(fake.stat().st_mode | stat.S_IXUSR)
-    workdir = tmp_path / "repo"
-    workdir.mkdir()
     environment = {
         "PATH": f"{bin_dir}:{os.environ['PATH']}",
         "HOME": str(tmp_path),
@@ -54,51 +85,73 @@ def run_promote(tmp_path: Path, inputs: dict[str, Any], ref: str = "refs/heads/m
         "FAKE_MAKE_CALLS": str(tmp_path / "calls"),
         "FAKE_MAKE_FAIL": fail,
     }
-    return run_steps(
-        PROMOTE,
-        workdir=workdir,
-        environment=environment,
-        contexts={"inputs": inputs, "vars": {}},
-        summary_file=tmp_path / "summary.md",
-    )
+    contexts = {"inputs": inputs, "vars": {}}
 
+    def run_job(job_id: str, workdir: Path) -> JobRun:
+        workdir.mkdir(parents=True, exist_ok=True)
+        summary = tmp_path / "summary.md"
+        return run_steps(
+            PROMOTE[job_id], workdir=workdir, environment=environment, contexts=contexts, summary_file=summary
+        )
 
-def make_calls(tmp_path: Path) -> list[list[str]]:
-    calls = tmp_path / "calls"
-    return [line.rstrip("|").split("|") for line in calls.read_text().splitlines()] if calls.exists() else []
+    plan_dir, apply_dir = tmp_path / "plan" / "repo", tmp_path / "apply" / "repo"
+    plan = run_job("plan", plan_dir)
+    if any(result.returncode != 0 for result in plan.results):
+        return Promotion(plan, None, tmp_path)
+    # upload-artifact (if-no-files-found: error), then download-artifact into the apply job's
+    # workspace, where the file keeps its name.
+    uploaded = plan_dir / UPLOAD["with"]["path"]
+    assert UPLOAD["with"]["if-no-files-found"] == "error" and uploaded.is_file()
+    assert DOWNLOAD["with"] == {"name": UPLOAD["with"]["name"]}
+    apply_dir.mkdir(parents=True)
+    if carry_artifact:
+        shutil.copy(uploaded, apply_dir / uploaded.name)
+    return Promotion(plan, run_job("apply", apply_dir), tmp_path)
 
 
 def request(action: str, version_or_alias: str = "candidate", traffic: Any = 10, env: str = "prod") -> dict[str, Any]:
     return {"environment": env, "action": action, "version_or_alias": version_or_alias, "traffic_percent": traffic}
 
 
-def test_a_canary_is_planned_then_promoted_and_both_land_in_the_summary(tmp_path: Path) -> None:
-    run = run_promote(tmp_path, request("canary"))
+def test_a_canary_is_planned_then_the_plan_file_is_applied_and_both_land_in_the_summary(tmp_path: Path) -> None:
+    promotion = run_promotion(tmp_path, request("canary"))
 
-    assert [result.returncode for result in run.results] == [0, 0, 0, 0], run.results[-1].output
+    assert [result.returncode for result in promotion.plan.results] == [0, 0, 0]
+    assert promotion.apply is not None
+    assert [result.returncode for result in promotion.apply.results] == [0, 0], promotion.apply.results[-1].output
     summary_file = tmp_path / "summary.md"
-    assert make_calls(tmp_path) == [
+    assert promotion.calls() == [
         ["setup"],
-        ["promote", "ENV=prod", "ARGS=canary --alias candidate --traffic 10 --dry-run"],
-        ["promote", "ENV=prod", f"ARGS=canary --alias candidate --traffic 10 --summary-file {summary_file}"],
+        ["promote", "ENV=prod", "ARGS=canary --alias candidate --traffic 10 --dry-run --plan-file promotion-plan.json"],
+        ["setup"],
+        ["promote", "ENV=prod", f"ARGS=apply --plan promotion-plan.json --summary-file {summary_file}"],
     ]
-    summary = summary_file.read_text()
+    summary = promotion.summary
     assert "### Plan: `canary --alias candidate --traffic 10` in prod" in summary
     assert "fake make: promote ENV=prod ARGS=canary --alias candidate --traffic 10 --dry-run" in summary
-    assert "### Result: `canary --alias candidate --traffic 10` in prod (exit 0)" in summary
+    assert "Approving the apply job runs exactly this plan" in summary
+    assert "### Result: apply the plan in prod (exit 0)" in summary
     # The smoke test's section comes from the promotion itself, between the plan and its output.
     assert summary.count("### Smoke test") == 1
     assert summary.index("### Plan") < summary.index("### Smoke test") < summary.index("### Result")
 
 
-def test_a_failed_promotion_still_leaves_its_smoke_test_and_output_in_the_summary(tmp_path: Path) -> None:
-    run = run_promote(tmp_path, request("canary"), fail="--summary-file")
+def test_the_apply_job_refuses_without_the_plan_file(tmp_path: Path) -> None:
+    promotion = run_promotion(tmp_path, request("finish"), carry_artifact=False)
 
-    assert [(result.name, result.returncode) for result in run.results][-1] == ("Promote", 1)
-    summary = (tmp_path / "summary.md").read_text()
-    assert "### Smoke test (fake promotion CLI)" in summary
-    assert "### Result: `canary --alias candidate --traffic 10` in prod (exit 1)" in summary
-    assert "error: refused" in summary
+    assert promotion.apply is not None
+    assert [(result.name, result.returncode) for result in promotion.apply.results][-1] == ("Apply", 2)
+    assert "### Result: apply the plan in prod (exit 2)" in promotion.summary
+    assert "apply refused: cannot read the plan promotion-plan.json" in promotion.summary
+
+
+def test_a_failed_promotion_still_leaves_its_smoke_test_and_output_in_the_summary(tmp_path: Path) -> None:
+    promotion = run_promotion(tmp_path, request("canary"), fail="apply --plan")
+
+    assert promotion.apply is not None
+    assert [(result.name, result.returncode) for result in promotion.apply.results][-1] == ("Apply", 1)
+    assert "### Result: apply the plan in prod (exit 1)" in promotion.summary
+    assert "error: refused" in promotion.summary
 
 
 @pytest.mark.parametrize(
@@ -110,23 +163,27 @@ def test_a_failed_promotion_still_leaves_its_smoke_test_and_output_in_the_summar
     ],
 )
 def test_requests_become_promotion_cli_arguments(tmp_path: Path, inputs: dict[str, Any], args: str) -> None:
-    run = run_promote(tmp_path, inputs)
-    assert all(result.returncode == 0 for result in run.results)
-    assert make_calls(tmp_path)[1:] == [
-        ["promote", f"ENV={inputs['environment']}", f"ARGS={args} --dry-run"],
-        ["promote", f"ENV={inputs['environment']}", f"ARGS={args} --summary-file {tmp_path / 'summary.md'}"],
+    promotion = run_promotion(tmp_path, inputs)
+    assert promotion.apply is not None
+    assert all(result.returncode == 0 for result in promotion.plan.results + promotion.apply.results)
+    assert promotion.promote_calls() == [
+        ["promote", f"ENV={inputs['environment']}", f"ARGS={args} --dry-run --plan-file promotion-plan.json"],
+        ["promote", f"ENV={inputs['environment']}", f"ARGS=apply --plan promotion-plan.json --summary-file "
+         f"{tmp_path / 'summary.md'}"],
+    ]  # fmt: skip
+
+
+def test_a_refused_plan_stops_before_the_apply_job(tmp_path: Path) -> None:
+    promotion = run_promotion(tmp_path, request("canary"), fail="--dry-run")
+
+    assert [(result.name, result.returncode) for result in promotion.plan.results][-1] == ("Plan", 1)
+    assert promotion.apply is None  # `needs: plan`
+    assert promotion.promote_calls() == [
+        ["promote", "ENV=prod", "ARGS=canary --alias candidate --traffic 10 --dry-run --plan-file promotion-plan.json"]
     ]
-
-
-def test_a_refused_plan_stops_the_job_before_anything_changes(tmp_path: Path) -> None:
-    run = run_promote(tmp_path, request("canary"), fail="--dry-run")
-
-    assert [(result.name, result.returncode) for result in run.results][-1] == ("Plan (dry run)", 1)
-    assert [call for call in make_calls(tmp_path) if call[0] == "promote"] == [
-        ["promote", "ENV=prod", "ARGS=canary --alias candidate --traffic 10 --dry-run"]
-    ]
-    summary = (tmp_path / "summary.md").read_text()
+    summary = promotion.summary
     assert "### Plan:" in summary and "error: refused" in summary and "### Result" not in summary
+    assert "Approving the apply job" not in summary
 
 
 @pytest.mark.parametrize(
@@ -140,14 +197,14 @@ def test_a_refused_plan_stops_the_job_before_anything_changes(tmp_path: Path) ->
     ],
 )
 def test_bad_requests_are_refused_before_make_runs(tmp_path: Path, inputs: dict[str, Any], message: str) -> None:
-    run = run_promote(tmp_path, inputs)
-    assert [result.returncode for result in run.results] == [1]
-    assert f"::error::{message}" in run.results[0].output
-    assert make_calls(tmp_path) == []
+    promotion = run_promotion(tmp_path, inputs)
+    assert [result.returncode for result in promotion.plan.results] == [1]
+    assert f"::error::{message}" in promotion.plan.results[0].output
+    assert promotion.calls() == [] and promotion.apply is None
 
 
 def test_promotions_run_from_main_only(tmp_path: Path) -> None:
-    run = run_promote(tmp_path, request("finish"), ref="refs/heads/feature")
-    assert [result.returncode for result in run.results] == [1]
-    assert "::error::promotions run from main only" in run.results[0].output
-    assert make_calls(tmp_path) == []
+    promotion = run_promotion(tmp_path, request("finish"), ref="refs/heads/feature")
+    assert [result.returncode for result in promotion.plan.results] == [1]
+    assert "::error::promotions run from main only" in promotion.plan.results[0].output
+    assert promotion.calls() == [] and promotion.apply is None

@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from tests.infra.vertex_permissions import permissions_used, role_permissions
 from tests.workflows.workflows import REPO_ROOT, JobRun, jobs, load_workflow, run_steps
 from tools.standins.fixtures import VertexStandins, vertex_standins
 
@@ -183,6 +184,15 @@ def test_dispatch_with_wait_follows_the_run_to_the_end(pushed: tuple[Workplace, 
     (job,) = [job for job in workplace.standins.server.jobs() if job.job_id not in before]
     assert job.state == "PIPELINE_STATE_SUCCEEDED" and job.get_count > 0
     assert "### Vertex AI pipeline run: SUCCEEDED" in workplace.summary.read_text()
+
+
+def test_the_trainer_calls_only_what_its_role_allows(pushed: tuple[Workplace, JobRun]) -> None:
+    """Every Vertex AI call of the job so far (submit, and following a run when the test above ran)
+    is within tfxPipelineSubmitter, the custom role of tfx-ci-trainer in infra/iam.tf."""
+    workplace, _ = pushed
+    used = permissions_used(workplace.standins.server.requests)
+    assert "aiplatform.pipelineJobs.create" in used
+    assert used <= role_permissions("tfxPipelineSubmitter")
 
 
 def test_an_image_already_built_for_the_commit_is_reused(tmp_path: Path, standins: VertexStandins) -> None:

@@ -26,7 +26,6 @@ from tools.standins.containers import read_dockerfile
 WORKFLOWS = {path.name: load_workflow(path) for path in workflow_files()}
 AUTH = "google-github-actions/auth"
 CHECKOUT = "actions/checkout"
-# Announced, not yet in the Makefile: the promotion CLI (python -m pipeline promote).
 PLACEHOLDER_DIGEST = re.compile(r"@sha256:[0-9a-f]{64}$")
 
 
@@ -70,28 +69,58 @@ def test_promote_runs_only_by_hand_with_typed_inputs() -> None:
     assert inputs["traffic_percent"]["default"] == 10
 
 
-def test_promote_job_waits_for_the_production_environment_in_prod() -> None:
-    (job,) = jobs(WORKFLOWS["promote.yaml"]).values()
-    assert job["environment"] == "${{ inputs.environment == 'prod' && 'production' || 'dev' }}"
+def test_promote_plans_without_approval_then_applies_in_the_production_environment() -> None:
+    promote = jobs(WORKFLOWS["promote.yaml"])
+    assert set(promote) == {"plan", "apply"}
+    # The plan job's environments hold the read-only planner's variables and need no reviewers; the
+    # apply job's `production` has the required reviewers (docs/bootstrap.md).
+    assert promote["plan"]["environment"] == "${{ inputs.environment == 'prod' && 'production-plan' || 'dev-plan' }}"
+    assert promote["apply"]["environment"] == "${{ inputs.environment == 'prod' && 'production' || 'dev' }}"
+    assert promote["apply"]["needs"] == "plan"
+    assert "needs" not in promote["plan"]
 
 
-def test_promote_plans_with_dry_run_before_promoting() -> None:
-    (job,) = jobs(WORKFLOWS["promote.yaml"]).values()
+def promote_calls(job_id: str) -> list[list[str]]:
+    job = jobs(WORKFLOWS["promote.yaml"])[job_id]
     commands = [call for step in steps(job) if "run" in step for call in make_invocations(step["run"])]
-    promotions = [call for call in commands if make_targets(call) == ["promote"]]
-    assert len(promotions) == 2
-    assert "--dry-run" in " ".join(promotions[0]) and "--dry-run" not in " ".join(promotions[1])
-    summaries = [step for step in steps(job) if "GITHUB_STEP_SUMMARY" in step.get("run", "")]
-    assert len(summaries) == 2
+    return [call for call in commands if make_targets(call) == ["promote"]]
 
 
-def test_promote_hands_the_job_summary_to_the_promotion_for_its_smoke_test() -> None:
-    (job,) = jobs(WORKFLOWS["promote.yaml"]).values()
-    commands = [call for step in steps(job) if "run" in step for call in make_invocations(step["run"])]
-    dry_run, promotion = (call for call in commands if make_targets(call) == ["promote"])
-    # A step option of `python -m pipeline promote canary|finish|rollback`, so it ends ARGS.
-    assert promotion[-1] == "ARGS=$PROMOTE_ARGS --summary-file $GITHUB_STEP_SUMMARY"
-    assert "--summary-file" not in " ".join(dry_run)  # a dry run has no smoke test to report
+def test_promote_applies_the_plan_file_the_plan_job_uploaded() -> None:
+    (plan,) = promote_calls("plan")
+    (apply,) = promote_calls("apply")
+    assert plan[-1] == "ARGS=$PROMOTE_ARGS --dry-run --plan-file promotion-plan.json"
+    assert apply[-1] == "ARGS=apply --plan promotion-plan.json --summary-file $GITHUB_STEP_SUMMARY"
+    promote = jobs(WORKFLOWS["promote.yaml"])
+    (upload,) = [step for step in steps(promote["plan"]) if action_name(step) == "actions/upload-artifact"]
+    (download,) = [step for step in steps(promote["apply"]) if action_name(step) == "actions/download-artifact"]
+    assert upload["with"]["path"] == "promotion-plan.json" and upload["with"]["if-no-files-found"] == "error"
+    assert download["with"] == {"name": upload["with"]["name"]}  # into the workspace, same file name
+    # The plan is in the summary before anyone approves; the apply job's result after it.
+    for job_id in ("plan", "apply"):
+        assert sum("GITHUB_STEP_SUMMARY" in step.get("run", "") for step in steps(promote[job_id])) == 1, job_id
+
+
+def test_each_promote_job_authenticates_as_its_own_identity() -> None:
+    promote = jobs(WORKFLOWS["promote.yaml"])
+    identities = {
+        job_id: next(step["with"] for step in steps(job) if action_name(step) == AUTH)
+        for job_id, job in promote.items()
+    }
+    assert identities == {
+        "plan": {
+            "workload_identity_provider": "${{ vars.GCP_PLAN_WIF_PROVIDER }}",
+            "service_account": "${{ vars.GCP_PLANNER_SA }}",
+        },
+        "apply": {
+            "workload_identity_provider": "${{ vars.GCP_DEPLOY_WIF_PROVIDER }}",
+            "service_account": "${{ vars.GCP_PROMOTER_SA }}",
+        },
+    }
+    # The request is checked, and the plan made, before the job that holds write rights exists.
+    plan_steps = [step.get("name") or action_name(step) for step in steps(promote["plan"])]
+    assert plan_steps.index("Check the request") < plan_steps.index("Plan") < plan_steps.index("Upload the plan")
+    assert "inputs." not in str(steps(promote["apply"])).replace("inputs.environment", "")
 
 
 def test_training_runs_do_not_race_and_are_not_cancelled() -> None:

@@ -70,7 +70,11 @@ def test_canary_next_to_production_then_ramp_then_rerun() -> None:
     ("current", "version", "traffic", "message"),
     [
         (state({"3": 100}, production="3"), "3", 10, "already in production"),
-        (state({"3": 100}, production="3"), "4", 100, "between 1 and 99"),
+        (state({"3": 100}, production="3"), "4", 100, "from 1 to 99 \\(got 100\\)"),
+        # The first version takes all the traffic, but only for a share that would be valid later.
+        (state(candidate="1"), "1", -5, "from 1 to 99 \\(got -5\\)"),
+        (state(candidate="1"), "1", 0, "from 1 to 99 \\(got 0\\)"),
+        (state({}, candidate="1"), "1", 101, "from 1 to 99 \\(got 101\\)"),
         (state({"3": 90, "5": 10}, production="3"), "4", 10, "a canary of v5 is running with 10%"),
         (state({"3": 100, "2": 0}, production="3"), "4", 10, "v2 still deployed with 0%"),
         (state({"3": 0, "4": 100}, production="3"), "4", 10, "interrupted finish"),
@@ -146,6 +150,20 @@ def test_a_state_made_by_hand_is_reported_as_disagreement() -> None:
         "the endpoint also serves other models: other-model",
         "alias production names v4, which is not deployed on the endpoint",
     ]
+
+
+def test_plan_lines_show_the_labels_of_the_versions_it_deploys() -> None:
+    labelled = State(
+        "taxi-tips",
+        ENDPOINT,
+        True,
+        {"production": "3", "candidate": "4"},
+        (Deployment("dm-3", "taxi-tips", "3", 100),),
+        {"3": {"blessed": "true"}, "4": {"blessed": "true", "git_commit": "abc123", "pipeline_job": "run-4"}},
+    )
+    lines = plans.plan_canary(labelled, "4", 10).lines()
+    assert "  v4 labels: blessed=true, git_commit=abc123, pipeline_job=run-4" in lines
+    assert not any(line.startswith("  v3 labels") for line in lines)  # v3 is not deployed by this plan
 
 
 def test_plan_lines_name_version_endpoint_and_split() -> None:

@@ -13,110 +13,27 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-import tensorflow as tf
 import yaml
-from google.protobuf import text_format
-from tensorflow_metadata.proto.v0 import schema_pb2
 
-from components.registration.settings import RegistrySettings
-from components.registration.upload import register_version
-from models import features
 from pipeline import cli
 from pipeline.config import vertex_config_path
 from pipeline.promotion.smoke import load_instances
-from tests.tools.standins.saved_models import fare_probability, save_model, upload_folder
-from tools.standins.fixtures import VertexStandins
-
-MODEL = "taxi-tips"
-ENDPOINT = "taxi-tips-dev"  # configs/vertex-dev.yaml
-SETTINGS = RegistrySettings(
-    project="my-tfx-dev",
-    region="us-central1",
-    model_id=MODEL,
-    display_name=MODEL,
-    serving_image="us-docker.pkg.dev/vertex-ai/prediction/tf2-cpu.2-15:latest",
-    pipeline_root="gs://my-tfx-dev-pipelines/taxi-tips",
+from tests.pipeline.promotion.versions import (
+    COLD_START_LIMIT_MS,
+    COLD_START_SECONDS,
+    ENDPOINT,
+    MODEL,
+    SMOKE_INSTANCES,
+    aliases,
+    changes,
+    in_production,
+    traffic,
 )
-MUTATING = ("POST", "PATCH", "DELETE")
-SCHEMA = Path(__file__).resolve().parents[3] / "schema" / "schema.pbtxt"
-SMOKE_INSTANCES = Path(__file__).resolve().parents[3] / "configs" / "smoke_instances.json"
-SLOW_SECONDS = 0.3  # the "slow" model's answers; above tight_smoke_test's 200 ms, below the 2 s of vertex-dev
-COLD_START_SECONDS = 1.2  # the "cold_start" model's first answer only; above COLD_START_LIMIT_MS
-COLD_START_LIMIT_MS = 600
-
-
-def raw_feature_types() -> dict[str, tf.DType]:
-    """The raw features serving_default takes, typed as the schema types them."""
-    schema = text_format.Parse(SCHEMA.read_text(), schema_pb2.Schema())
-    types = {schema_pb2.INT: tf.int64, schema_pb2.FLOAT: tf.float32, schema_pb2.BYTES: tf.string}
-    kinds = {feature.name: types[feature.type] for feature in schema.feature}
-    return {key: kinds[key] for key in features.RAW_FEATURE_KEYS}
-
-
-@pytest.fixture(scope="session")
-def taxi_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    folder = tmp_path_factory.mktemp("taxi-models")
-    raw, probability = raw_feature_types(), fare_probability()
-    return {
-        "good": save_model(folder / "good", raw, probability),
-        "examples_default": save_model(folder / "examples", raw, probability, default_takes_examples=True),
-        "failing": save_model(folder / "failing", raw, probability, fails_at_run_time=True),
-        "slow": save_model(folder / "slow", raw, probability, delay_seconds=SLOW_SECONDS),
-        "out_of_range": save_model(folder / "out-of-range", raw, lambda inputs: probability(inputs) + 1.0),
-        "cold_start": save_cold_start_model(folder / "cold-start", raw, probability, COLD_START_SECONDS),
-    }
-
-
-def save_cold_start_model(
-    folder: Path, features: Mapping[str, tf.DType], probability: Any, cold_seconds: float
-) -> Path:
-    """A model whose first answer takes `cold_seconds` (as a first request pays for setting up the
-    graph), and every later one answers at once; `serving_default` takes the raw features."""
-    spec = {key: tf.TensorSpec([None], dtype, name=key) for key, dtype in features.items()}
-
-    class ColdStart(tf.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.answered = tf.Variable(0, dtype=tf.int64)
-
-        @tf.function(input_signature=[spec])
-        def serve(self, inputs: Mapping[str, tf.Tensor]) -> dict[str, tf.Tensor]:
-            start = tf.timestamp()
-            wait = tf.where(self.answered == 0, tf.constant(cold_seconds, tf.float64), tf.constant(0.0, tf.float64))
-            waited = tf.while_loop(lambda now: now - start < wait, lambda now: [tf.timestamp()], [start])
-            with tf.control_dependencies([waited[0]]):
-                counted = self.answered.assign_add(1)
-            with tf.control_dependencies([counted]):
-                return {"probabilities": tf.identity(probability(inputs))}
-
-    module = ColdStart()
-    tf.saved_model.save(module, str(folder), signatures={"serving_default": module.serve.get_concrete_function()})
-    return folder
-
-
-@dataclass(frozen=True)
-class Result:
-    status: int
-    out: str
-    err: str
-
-
-@pytest.fixture
-def promote(vertex_env: VertexStandins, capsys: pytest.CaptureFixture[str]):
-    def run(*args: str, config: Path | None = None) -> Result:
-        capsys.readouterr()
-        where = ["--config", str(config)] if config else ["--env", "dev"]
-        status = cli.main(["promote", *where, "--api-endpoint", vertex_env.vertex_url, *args])
-        captured = capsys.readouterr()
-        return Result(status, captured.out, captured.err)
-
-    return run
+from tools.standins.fixtures import VertexStandins
 
 
 def smoke_test_config(folder: Path, **smoke_test: Any) -> Path:
@@ -131,44 +48,6 @@ def smoke_test_config(folder: Path, **smoke_test: Any) -> Path:
 def tight_smoke_test(folder: Path) -> Path:
     """configs/vertex-dev.yaml with at least 10 smoke-test predictions, p95 within 200 ms."""
     return smoke_test_config(folder, min_predictions=10, max_latency_ms=200)
-
-
-@pytest.fixture
-def register(vertex_env: VertexStandins, taxi_models: dict[str, Path]):
-    """Pushes one of `taxi_models` where a pipeline run would and registers it as `version`."""
-    client = vertex_env.storage_client()
-
-    def run(version: int, blessed: bool = True, model: str = "good") -> None:
-        labels = {"blessed": "true"} if blessed else {"git_commit": "abc123"}
-        artifacts = upload_folder(client, taxi_models[model], f"gs://my-tfx-dev-pipelines/run-{version}/model")
-        registered = register_version(SETTINGS, artifacts, labels, "test")
-        assert registered.version_id == str(version)
-
-    return run
-
-
-def traffic(env: VertexStandins) -> dict[str, int]:
-    return env.models.endpoint(ENDPOINT).traffic_by_version
-
-
-def aliases(env: VertexStandins) -> dict[str, str]:
-    return env.models.model(MODEL).aliases
-
-
-def changes(env: VertexStandins, since: int = 0) -> list[str]:
-    """Mutating calls after the `since`-th request, as 'METHOD route'."""
-    return [
-        f"{r.method} {r.route}"
-        for r in env.server.requests[since:]
-        if r.method in MUTATING and r.route != "endpoints.predict"
-    ]
-
-
-def in_production(env: VertexStandins, promote, register, version: int) -> None:
-    """Registers `version` and promotes it to 100% (the first version needs no production)."""
-    register(version)
-    assert promote("canary", "--version", str(version), "--traffic", "10").status == cli.EXIT_OK
-    assert promote("finish").status == cli.EXIT_OK
 
 
 def test_canary_finish_rollback(vertex_env: VertexStandins, promote, register) -> None:
@@ -396,8 +275,7 @@ def test_rest_calls_of_each_step(vertex_env: VertexStandins, promote, register) 
 
     read_state = ["GET models.listVersions", "GET endpoints.get"]
     assert calls("canary", "--version", "2", "--traffic", "10") == [
-        *read_state,
-        "GET models.get",  # models/taxi-tips@2: its labels (blessed=true)
+        *read_state,  # listVersions gives every version's labels (blessed=true) and aliases
         "GET endpoints.get",  # deployed model IDs
         "GET models.get",  # the Model handed to Endpoint.deploy
         "POST endpoints.deployModel",  # trafficSplit {<v1 id>: 90, "0": 10}

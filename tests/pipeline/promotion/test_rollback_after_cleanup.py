@@ -23,7 +23,7 @@ from components.registration.upload import register_version
 from pipeline import cli
 from pipeline.config import BASE_CONFIG, load_config, vertex_config_path
 from pipeline.pipeline import registry_settings
-from tests.pipeline.promotion.test_promote import raw_feature_types
+from tests.pipeline.promotion.versions import raw_feature_types
 from tests.tools.standins.saved_models import fare_probability, save_model, upload_folder
 from tools.standins.containers import ContainerRuntime
 from tools.standins.fixtures import VertexStandins, vertex_standins
