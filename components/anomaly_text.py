@@ -46,9 +46,11 @@ _OUT_OF_RANGE = {
     _Type.INT_TYPE_SMALL_INT,
     _Type.FLOAT_TYPE_BIG_FLOAT,
     _Type.FLOAT_TYPE_SMALL_FLOAT,
-    _Type.FLOAT_TYPE_HAS_NAN,
-    _Type.FLOAT_TYPE_HAS_INF,
 }
+# float_domain { disallow_nan: true disallow_inf: true }: Python's float() reads "nan", "NaN",
+# "inf", "-Infinity" ..., so CsvExampleGen writes them as float values, and a model trained on them
+# predicts NaN.
+_NOT_FINITE = {_Type.FLOAT_TYPE_HAS_NAN, _Type.FLOAT_TYPE_HAS_INF}
 _PRESENCE = {
     _Type.SCHEMA_MISSING_COLUMN,
     _Type.FEATURE_TYPE_NOT_PRESENT,
@@ -62,7 +64,10 @@ _REWORDED = (
     (re.compile(r"^String values that were not floats were found, such as (.*?)\.?$"), r"text such as \1"),
     (re.compile(r"^String values that were not ints were found, such as (.*?)\.?$"), r"text such as \1"),
     (re.compile(r"^Examples contain values missing from the schema: (.*?)\.?$"), r"values not in the list: \1"),
+    (re.compile(r"^Float feature has NaN values\.?$"), "NaN values (not a number, such as nan or NaN in the CSV)"),
+    (re.compile(r"^Float feature has Inf values\.?$"), "infinite values (such as inf or -Infinity in the CSV)"),
 )
+BYTE_ORDER_MARK = "\ufeff"
 
 
 @dataclass(frozen=True)
@@ -76,7 +81,12 @@ class Anomaly:
 
     def line(self) -> str:
         where = f" [{', '.join(self.splits)}]" if self.splits else ""
-        return f"{self.feature}{where}: expected {self.expected}; found {self.found}"
+        return f"{shown_name(self.feature)}{where}: expected {self.expected}; found {self.found}"
+
+
+def shown_name(name: str) -> str:
+    """A feature name as it can be read: quoted, with escapes, when it holds invisible characters."""
+    return name if name.isprintable() else repr(name)
 
 
 def describe(anomalies: anomalies_pb2.Anomalies, schema: schema_pb2.Schema) -> list[Anomaly]:
@@ -94,7 +104,13 @@ def describe(anomalies: anomalies_pb2.Anomalies, schema: schema_pb2.Schema) -> l
         feature = features.get(name)
         reason_types = [reason.type for reason in info.reason]
         expected = _expected(reason_types, feature, domains)
-        result.append(Anomaly(name, expected, _found(info)))
+        found = _found(info)
+        if name.startswith(BYTE_ORDER_MARK):
+            found += (
+                " (the name starts with a UTF-8 byte-order mark, which TFX's CSV reader on Dataflow keeps in the "
+                "first column's name: save the CSV files without it)"
+            )
+        result.append(Anomaly(name, expected, found))
     return result
 
 
@@ -116,7 +132,8 @@ def summary(anomalies: list[Anomaly], schema_source: str) -> str:
     """One line: how many features break the schema, and which."""
     features = sorted({anomaly.feature for anomaly in anomalies})
     noun = "feature breaks" if len(features) == 1 else "features break"
-    return f"the data does not match the schema {schema_source}: {len(features)} {noun} it ({', '.join(features)})"
+    names = ", ".join(shown_name(feature) for feature in features)
+    return f"the data does not match the schema {schema_source}: {len(features)} {noun} it ({names})"
 
 
 def _expected(
@@ -133,6 +150,8 @@ def _expected(
         parts.append(_domain_text(feature, domains))
     if any(kind in _OUT_OF_RANGE for kind in reason_types):
         parts.append(_range_text(feature))
+    if any(kind in _NOT_FINITE for kind in reason_types):
+        parts.append("numbers that are neither NaN nor infinite")
     if any(kind in _PRESENCE for kind in reason_types):
         parts.append(_presence_text(feature))
     if _Type.FEATURE_TYPE_UNEXPECTED_REPEATED in reason_types or _Type.FEATURE_TYPE_HIGH_NUMBER_VALUES in reason_types:

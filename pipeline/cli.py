@@ -1,6 +1,6 @@
 """Command line.
 
-  python -m pipeline run-local [--config FILE] [--data DIR] [--output-dir DIR]
+  python -m pipeline run-local [--config FILE] [--data DIR] [--output-dir DIR] [--wait-for-lock] [--verbose]
   python -m pipeline report    [--config FILE] [--output-dir DIR] [--run RUN_ID | --list] [--output FILE]
   python -m pipeline schema    [--config FILE] [--data DIR] [--output FILE]
   python -m pipeline compile  --env ENV --image REGISTRY/REPO/NAME@sha256:<digest>
@@ -14,6 +14,7 @@ ENV names configs/vertex-ENV.yaml, merged on top of configs/base.yaml.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import signal
 import sys
 from collections.abc import Sequence
@@ -31,6 +32,7 @@ from pipeline.config import (
     vertex_config_path,
 )
 from pipeline.data import DataError
+from pipeline.run_lock import LockHolder
 from pipeline.run_summary import RunSummary
 
 EXIT_OK = 0
@@ -59,7 +61,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--output-dir", help="where artifacts, metadata and models go (overrides runner.output_dir)")
     run.add_argument("--require-blessing", action="store_true", help="exit 3 when the model is not blessed")
     run.add_argument("--summary-json", type=Path, help="also write the run summary to this JSON file")
-    run.add_argument("--verbose", action="store_true", help="show TFX's own logs")
+    run.add_argument("--verbose", action="store_true", help="show TFX's, Beam's and TensorFlow's own logs and warnings")
+    run.add_argument(
+        "--wait-for-lock",
+        action="store_true",
+        help="when another run is using the output folder, wait for it to end instead of refusing to start",
+    )
     run.add_argument(
         "--rerun-all",
         action="store_true",
@@ -115,10 +122,14 @@ def _add_spec_and_endpoint(command: argparse.ArgumentParser) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    from pipeline.progress import quiet_libraries
+
     if args.command == "run-local":
-        return _run_local_command(args)
+        with contextlib.nullcontext() if args.verbose else quiet_libraries():
+            return _run_local_command(args)
     if args.command in ("report", "schema"):
-        return args.handler(args)
+        with quiet_libraries():
+            return args.handler(args)
     if args.command == "submit" and args.timeout is not None and not args.wait:
         parser.error("--timeout needs --wait")
     try:
@@ -152,10 +163,32 @@ def _run_local_command(args: argparse.Namespace) -> int:
             raise ConfigError(f"{args.config}: runner.kind is '{config.runner.kind}'; run-local needs 'local'")
         from pipeline import preflight
 
-        preflight.check(config, [BASE_CONFIG, args.config])  # schema and data, before any output is written
+        # Schema, data and output folder, before anything is written.
+        preflight.check(config, [BASE_CONFIG, args.config])
     except (ConfigError, DataError) as error:
         return _fail(str(error), EXIT_BAD_INPUT)
-    return _run_local(config, args)
+
+    from pipeline.run_lock import OutputFolderBusy, RunLock
+
+    # One run per output folder: a second run would train and push too, and report the other's results.
+    lock = RunLock(config.runner.output_dir)
+    try:
+        killed_run = lock.acquire(wait=args.wait_for_lock, on_wait=_print_waiting)
+    except OutputFolderBusy as error:
+        return _fail(str(error), EXIT_BAD_INPUT)
+    except KeyboardInterrupt:
+        return _fail("interrupted while waiting for the other run to end; nothing was run", 128 + signal.SIGINT)
+    try:
+        if killed_run is not None:
+            print(f"The last run on this output folder was killed ({killed_run.describe()}); cleaning up after it.")
+        return _run_local(config, args)
+    finally:
+        lock.release()
+
+
+def _print_waiting(holder: LockHolder | None) -> None:
+    who = f" ({holder.describe()})" if holder else ""
+    print(f"Waiting for the run using this output folder to end{who} ...", flush=True)
 
 
 def _fail(message: str, status: int) -> int:
@@ -178,9 +211,14 @@ def _run_local(config: PipelineConfig, args: argparse.Namespace) -> int:
     rerun.forget_completed_run(config)
 
     from components.validation_gate import DataValidationError
-    from pipeline.interrupt import StopSignals, report_interrupt
+    from pipeline.interrupt import StopSignals, report_interrupt, settle_abandoned_executions
     from pipeline.local_runner import run_local
     from pipeline.report.command import build_run_report, print_run_report
+
+    # This process holds the output folder's lock: an execution still RUNNING belongs to a killed run.
+    for step in settle_abandoned_executions(config):
+        kept = "its partial outputs removed" if step.removed_outputs else "it had written nothing"
+        print(f"  {step.component_id} (execution {step.execution_id}) of a killed run: marked {step.state}, {kept}")
 
     stop = StopSignals()
     try:

@@ -1,7 +1,9 @@
 """Pipeline configuration: YAML files merged in order, validated into one typed model.
 
 Every problem in a config file is reported as a single line naming the file, the key and what
-was expected, before any pipeline work starts.
+was expected, before any pipeline work starts. Types are strict (`train_steps: true` is not 1,
+`batch_size: 256.0` is not 256), numbers finite (no `.inf`, no `.nan`), and bounds are those the
+pipeline's TFX components can honour, so a bad value never gets as far as TFX.
 """
 
 from __future__ import annotations
@@ -29,19 +31,38 @@ class ConfigError(Exception):
     """A configuration that cannot be used; the message is one line meant for the user."""
 
 
+# CsvExampleGen splits the rows by hash into this many buckets (pipeline.create_components): the
+# eval share is a whole number of them.
+HASH_BUCKETS = 100
+# TFX's TrainArgs and EvalArgs hold num_steps as a 32-bit integer.
+MAX_STEPS = 2**31 - 1
+
+
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # strict: no quiet conversions (true -> 1, "5" -> 5, 2.0 -> 2); an int is still a valid float.
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
 
 class DataConfig(_Strict):
     path: str | None = Field(default=None, description="Folder of CSV files; null = the taxi sample shipped with tfx.")
-    eval_fraction: float = Field(default=0.33, gt=0, lt=1)
+    eval_fraction: float = 0.33
+
+    @field_validator("eval_fraction")
+    @classmethod
+    def _whole_hash_buckets(cls, fraction: float) -> float:
+        buckets = fraction * HASH_BUCKETS
+        if not 1 <= round(buckets) < HASH_BUCKETS or abs(buckets - round(buckets)) > 1e-9:
+            raise ValueError(
+                f"expected 0.01 to 0.99 in steps of 0.01: rows are split by hash into {HASH_BUCKETS} buckets and the "
+                f"eval split takes a whole number of them (got {fraction!r})"
+            )
+        return fraction
 
 
 class TrainingConfig(_Strict):
-    train_steps: int = Field(gt=0)
-    eval_steps: int = Field(gt=0)
-    batch_size: int = Field(gt=0)
+    train_steps: int = Field(gt=0, le=MAX_STEPS)
+    eval_steps: int = Field(gt=0, le=MAX_STEPS)
+    batch_size: int = Field(gt=0, le=MAX_STEPS)
     learning_rate: float = Field(gt=0)
     hidden_units: list[PositiveInt] = Field(min_length=1)
 
@@ -343,7 +364,9 @@ def _describe(error: ValidationError, sources: dict[tuple[str, ...], str], files
         return f"{source}: {key}: {first['ctx']['error']}"
     if kind == "string_pattern_mismatch" and first["ctx"]["pattern"] in PATTERN_HINTS:
         return f"{source}: {key}: expected {PATTERN_HINTS[first['ctx']['pattern']]} (got {first['input']!r})"
-    return f"{source}: {key}: {first['msg'][0].lower()}{first['msg'][1:]} (got {first['input']!r})"
+    bound = first.get("ctx", {}).get("le")
+    why = ", as TFX holds it in a 32-bit integer" if kind == "less_than_equal" and bound == MAX_STEPS else ""
+    return f"{source}: {key}: {first['msg'][0].lower()}{first['msg'][1:]}{why} (got {first['input']!r})"
 
 
 def _source_of(location: tuple[str, ...], sources: dict[tuple[str, ...], str]) -> str | None:

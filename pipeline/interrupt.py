@@ -6,6 +6,13 @@ the signal itself is recorded here and, after the run stopped, the execution of 
 component is marked CANCELED and its partial output folders are removed. Its outputs were never
 published (TFX publishes them only when the executor returns), so nothing downstream or in the
 cache can use them: the next run reuses the finished components and runs this one afresh.
+
+A run killed outright (kill -9, a crash, a closed laptop) cannot do this bookkeeping itself: its
+executions stay RUNNING and its partial outputs stay on disk. The next run on the same output
+folder, holding the folder's run lock (pipeline/run_lock.py) and so sure that no other run is
+working, settles them the same way before it starts (`settle_abandoned_executions`). CANCELED is
+the state MLMD offers for an execution that will never finish; TFX's cache reuses only COMPLETE
+and CACHED executions, and the local runner never resumes one, so nothing reads them again.
 """
 
 from __future__ import annotations
@@ -122,9 +129,26 @@ def settle_interrupted_run(config: PipelineConfig, since_ms: int = 0) -> list[In
             store.put_executions([execution])
         elif execution.last_known_state != metadata_store_pb2.Execution.FAILED:
             continue
-        removed = _remove_partial_outputs(config, component_id, execution.id)
+        removed = _remove_partial_outputs(config, component_id, execution)
         state = metadata_store_pb2.Execution.State.Name(execution.last_known_state)
         settled.append(InterruptedExecution(component_id, execution.id, state, removed))
+    return settled
+
+
+def settle_abandoned_executions(config: PipelineConfig) -> list[InterruptedExecution]:
+    """Marks every execution left NEW or RUNNING by a run that is no longer running CANCELED, and
+    removes its partial outputs. Call only while holding the output folder's run lock."""
+    if not tfx_pipeline.metadata_path(config).is_file():
+        return []
+    store = tfx_pipeline.metadata_store(config, writable=True)
+    abandoned = [execution for execution in store.get_executions() if execution.last_known_state in _UNFINISHED]
+    settled = []
+    for execution in abandoned:
+        execution.last_known_state = metadata_store_pb2.Execution.CANCELED
+        store.put_executions([execution])
+        component_id = _component_of(store, execution.id, config.pipeline_name)
+        removed = _remove_partial_outputs(config, component_id, execution)
+        settled.append(InterruptedExecution(component_id, execution.id, "CANCELED", removed))
     return settled
 
 
@@ -162,11 +186,22 @@ def _is_node(store: metadata_store.MetadataStore, context: metadata_store_pb2.Co
     return store.get_context_types_by_id([context.type_id])[0].name == NODE_CONTEXT
 
 
-def _remove_partial_outputs(config: PipelineConfig, component_id: str, execution_id: int) -> tuple[str, ...]:
-    """<pipeline root>/<component>/<output key>/<execution id>: what the executor had written so far."""
-    pipeline_root = tfx_pipeline.local_pipeline_root(config)
+def _remove_partial_outputs(
+    config: PipelineConfig, component_id: str, execution: metadata_store_pb2.Execution
+) -> tuple[str, ...]:
+    """What the unfinished execution had written in <pipeline root>/<component>/: its output folders
+    <output key>/<execution id>, its temporary folder .system/executor_execution/<execution id>, and
+    its working folder .system/stateful_working_dir/<uuid> (created with it; TFX removes it only
+    after a success, and the uuid is not recorded)."""
+    component_root = tfx_pipeline.local_pipeline_root(config) / component_id
+    system = component_root / ".system"
+    candidates = [*component_root.glob(f"*/{execution.id}"), system / "executor_execution" / str(execution.id)]
+    started = execution.create_time_since_epoch / 1000
+    working = system / "stateful_working_dir"
+    if working.is_dir():
+        candidates += [folder for folder in working.iterdir() if folder.stat().st_mtime >= started - 1]
     removed = []
-    for folder in sorted((pipeline_root / component_id).glob(f"*/{execution_id}")):
+    for folder in sorted(candidates):
         if folder.is_dir():
             shutil.rmtree(folder, ignore_errors=True)
             removed.append(str(folder))

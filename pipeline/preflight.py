@@ -1,10 +1,13 @@
 """Checks made before the pipeline starts: cheap, and each failure is one line for the user.
 
 - The schema file (`schema_path`) exists, parses, and holds every feature the model uses.
-- Each CSV file of a local data folder is UTF-8 text with a header row, the same header in every
-  file, every row as long as the header and well-formed quoting; the folder holds rows of data.
+- Each `*.csv` entry of a local data folder is a readable file (not a folder, a dangling link or
+  a link loop) of UTF-8 text (a byte-order mark is fine) with a header row, the same header in
+  every file, every row as long as the header, well-formed quoting and no value longer than TFX's
+  CSV reader takes; the folder holds rows of data.
 - The columns are the schema's: none it requires is missing, none it lacks is extra.
 - The label column has values, and both classes occur.
+- The output folder is a folder (or can be created) that this process can write.
 
 Content problems the schema describes (types, domains, ranges, presence) are left to the
 validation gate inside the pipeline, which runs on every runner.
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 import csv
 import math
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,10 +28,23 @@ from tensorflow_metadata.proto.v0 import schema_pb2
 
 from models import features
 from pipeline.config import CONFIG_DIR, ConfigError, PipelineConfig
-from pipeline.data import DataError, data_dir
+from pipeline.data import DataError, csv_files, data_dir
 
 REPO_ROOT = CONFIG_DIR.parent
 BINARY_PROBE_BYTES = 8192
+# The longest value TFX's CSV reader takes: tfx_bsl parses lines with Python's csv module, at its
+# default limit, in every Dataflow worker (this pipeline's reader takes more, Dataflow's does not).
+FIELD_SIZE_LIMIT = 131072
+# What a local run writes under the output folder (pipeline/pipeline.py, pipeline/report), and the lock.
+_WRITTEN_UNDER_OUTPUT = (
+    "run.lock",
+    "metadata/{name}",
+    "metadata/{name}/metadata.sqlite",
+    "pipelines/{name}",
+    "serving_model/{name}",
+    "reports/{name}",
+)
+_CHOOSE_ANOTHER = "give another folder with --output-dir (OUT= with make)"
 
 
 def schema_file(config: PipelineConfig) -> str | None:
@@ -44,6 +61,37 @@ def check(config: PipelineConfig, config_files: Sequence[Path | str] = ()) -> No
     folder = data_dir(config)
     if "://" not in folder:
         check_csv_folder(Path(folder), schema)
+    output_dir = getattr(config.runner, "output_dir", None)
+    if output_dir is not None:
+        check_output_dir(Path(output_dir), config.pipeline_name)
+
+
+def check_output_dir(output_dir: Path, pipeline_name: str) -> None:
+    """The output folder is a folder, or can be created, and what a run writes in it is writable."""
+    output = Path(os.path.abspath(output_dir.expanduser()))
+    if output.is_symlink() and not output.exists():
+        raise ConfigError(f"output folder {output} is a symbolic link to a missing folder; {_CHOOSE_ANOTHER}")
+    if output.exists() and not output.is_dir():
+        raise ConfigError(f"output folder {output} is a file, not a folder; {_CHOOSE_ANOTHER}")
+    existing = output
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ConfigError(f"output folder {output} cannot be created: {existing} is a file; {_CHOOSE_ANOTHER}")
+    if existing != output:
+        if not _writable(existing):
+            raise ConfigError(f"output folder {output} cannot be created: {existing} is read-only; {_CHOOSE_ANOTHER}")
+        return
+    written = [output, *(output / entry.format(name=pipeline_name) for entry in _WRITTEN_UNDER_OUTPUT)]
+    read_only = next((path for path in written if path.exists() and not _writable(path)), None)
+    if read_only is not None:
+        which = "" if read_only == output else f" ({read_only} cannot be written)"
+        raise ConfigError(f"output folder {output} is read-only{which}: make it writable, or {_CHOOSE_ANOTHER}")
+
+
+def _writable(path: Path) -> bool:
+    """os.access: the real permissions, a read-only filesystem included (for root too)."""
+    return os.access(path, (os.W_OK | os.X_OK) if path.is_dir() else os.W_OK)
 
 
 def load_schema(config: PipelineConfig, config_files: Sequence[Path | str] = ()) -> schema_pb2.Schema | None:
@@ -91,7 +139,8 @@ class _LabelCount:
 
 
 def check_csv_folder(folder: Path, schema: schema_pb2.Schema | None) -> None:
-    files = sorted(folder.glob("*.csv"))
+    csv.field_size_limit(FIELD_SIZE_LIMIT)  # Python's default, as in TFX's reader on Dataflow
+    files = csv_files(folder)
     first_header: list[str] | None = None
     rows = 0
     label = _LabelCount()
@@ -129,7 +178,9 @@ def _read_header(file: Path) -> list[str]:
     with _open_text(file) as text:
         try:
             header = next(csv.reader(text, strict=True))
-        except (csv.Error, UnicodeDecodeError) as error:
+        except UnicodeDecodeError:
+            raise _not_utf8(file) from None
+        except csv.Error as error:
             raise DataError(f"{file} line 1: the header row cannot be read as CSV ({error})") from None
     names = [name.strip() for name in header]
     if not all(names):
@@ -165,6 +216,7 @@ def _scan_rows(file: Path, header: list[str], label: _LabelCount) -> int:
     rows = 0
     with _open_text(file) as text:
         reader = csv.reader(text, strict=True)
+        previous = 0  # the last line of the last row read
         try:
             next(reader)
             previous = reader.line_num
@@ -178,10 +230,49 @@ def _scan_rows(file: Path, header: list[str], label: _LabelCount) -> int:
                 if label_at is not None:
                     _count_label(row[label_at], row[fare_at] if fare_at is not None else "", label)
         except csv.Error as error:
+            if str(error).startswith("field larger than field limit"):
+                raise _field_too_long(file, previous + 1, reader.line_num) from None
+            if str(error) == "unexpected end of data" and reader.line_num > previous + 1:
+                raise DataError(
+                    f"{file} line {previous + 1}: a quoted value starting on this line is never closed (the file "
+                    'ends inside it; a quote inside a value is written twice: "")'
+                ) from None
             raise DataError(f"{file} line {reader.line_num}: broken CSV quoting ({error})") from None
-        except UnicodeDecodeError as error:
-            raise DataError(f"{file}: not UTF-8 text ({error.reason}: byte {error.object[error.start]:#04x})") from None
+        except UnicodeDecodeError:
+            raise _not_utf8(file) from None
     return rows
+
+
+def _field_too_long(file: Path, start: int, line: int) -> DataError:
+    if line > start:
+        return DataError(
+            f"{file} line {start}: a quoted value starting on this line is still open {line - start} lines later, "
+            f'past {FIELD_SIZE_LIMIT:,} characters: most likely a quote (") that is never closed '
+            '(a quote inside a value is written twice: "")'
+        )
+    return DataError(
+        f"{file} line {start}: a value longer than {FIELD_SIZE_LIMIT:,} characters (128 KiB), the most TFX's CSV "
+        "reader takes in one field (Python's csv module, on Dataflow too); the limit cannot be raised, "
+        "so shorten the value or leave the column out"
+    )
+
+
+def _not_utf8(file: Path) -> DataError:
+    """Where the first byte that is not UTF-8 is: a text stream's error gives only its offset in a buffer."""
+    with file.open("rb") as raw:
+        for number, line in enumerate(raw, start=1):
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError as error:
+                byte = line[error.start]
+                column = len(line[: error.start].decode("utf-8")) + 1
+                legacy = bytes([byte]).decode("cp1252", errors="replace")
+                meaning = f", '{legacy}' in Latin-1/Windows-1252" if legacy.isprintable() and legacy != "\ufffd" else ""
+                return DataError(
+                    f"{file} line {number}: not UTF-8 text (byte {byte:#04x}{meaning}, at character {column}); "
+                    "save the file as UTF-8"
+                )
+    return DataError(f"{file}: not UTF-8 text; save the file as UTF-8")
 
 
 def _count_label(tips: str, fare: str, label: _LabelCount) -> None:
@@ -200,4 +291,5 @@ def _count_label(tips: str, fare: str, label: _LabelCount) -> None:
 
 
 def _open_text(file: Path):
-    return file.open(encoding="utf-8", newline="")
+    # utf-8-sig: a byte-order mark (as Excel writes "CSV UTF-8") is skipped, as CsvExampleGen skips it.
+    return file.open(encoding="utf-8-sig", newline="")

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import sys
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TextIO
@@ -78,3 +80,31 @@ def only_errors_from(logger_name: str) -> Iterator[None]:
 
 def _is_error(record: logging.LogRecord) -> bool:
     return record.levelno >= logging.ERROR
+
+
+@contextlib.contextmanager
+def quiet_libraries() -> Iterator[None]:
+    """For a run without --verbose: only our progress lines and errors reach the terminal.
+
+    - TensorFlow's C++ logs: TF_CPP_MIN_LOG_LEVEL=3 (errors too). Importing TensorFlow 2.16 logs
+      three errors that are not ("Unable to register cuFFT/cuDNN/cuBLAS factory: Attempting to
+      register factory for plugin ... when one has already been registered"); a real error also
+      raises, and the run reports that. TensorFlow reads the variable once, at its first log, so it
+      is set before TensorFlow is imported, in os.environ, which every child process inherits.
+    - Python loggers other than absl's (which the progress reporter reads): only errors, Beam's
+      included ("Couldn't find python-snappy ...", at import).
+    - Python warnings (numpy's RuntimeWarnings on NaN statistics, deprecations): not shown.
+    """
+    if "tensorflow" not in sys.modules:
+        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    loggers = [logging.getLogger(), logging.getLogger("apache_beam")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)

@@ -6,6 +6,11 @@ Metadata about every step. Everything that can change a step's output is known b
 that: the validated config, the data files, the project's code, the locked packages and the
 schema. When their fingerprint equals the one recorded by the last completed run, and that
 run's outputs are still in place, its summary is the answer.
+
+The data files count by their content, not their sizes and modification times: a value edited in
+place, with the file's time put back (as copies and syncs that preserve times do), is new data
+that the validation gate must see. CsvExampleGen's own input fingerprint, which decides whether
+TFX's cache may reuse its examples, is content-based for the same reason (components/csv_examples.py).
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import json
 from pathlib import Path
 
 from pipeline.config import PipelineConfig
+from pipeline.data import content_fingerprint, csv_files
 
 _PROJECT_ROOT = Path(__file__).resolve().parent.parent
 _CODE_PACKAGES = ("pipeline", "components", "models")
@@ -23,10 +29,7 @@ _RECORD_NAME = "last_completed_run.json"
 
 def inputs_fingerprint(config: PipelineConfig, data_dir: str) -> str:
     digest = hashlib.sha256(config.model_dump_json().encode())
-    # Like TFX's ExampleGen, a data file counts as changed when its size or mtime changes.
-    for csv in sorted(Path(data_dir).glob("*.csv")):
-        stat = csv.stat()
-        digest.update(f"{csv.name}:{stat.st_size}:{stat.st_mtime_ns}".encode())
+    digest.update(content_fingerprint(csv_files(Path(data_dir))).encode())
     for package in _CODE_PACKAGES:
         for source in sorted((_PROJECT_ROOT / package).rglob("*.py")):
             digest.update(str(source.relative_to(_PROJECT_ROOT)).encode())

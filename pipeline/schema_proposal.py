@@ -2,10 +2,12 @@
 
 Statistics are computed on the CSV files converted exactly as CsvExampleGen converts them (an
 empty cell is a feature without a value), so the proposal is what SchemaGen would infer inside the
-pipeline. The proposal is TFDV's `infer_schema` on those statistics, written next to the curated
-schema (never over it). The command also validates the same statistics against the curated
-schema and prints what the validation gate would say, which is the list of changes to review.
-Accepting a change stays a reviewed edit of the curated file (docs/data-validation.md).
+pipeline. The proposal is TFDV's `infer_schema` on those statistics, with NaN and infinity
+disallowed in every FLOAT feature (`infer_schema` never proposes that, and a NaN in the data makes
+the model predict NaN), written next to the curated schema (never over it). The command also
+validates the same statistics against the curated schema and prints what the validation gate
+would say, which is the list of changes to review. Accepting a change stays a reviewed edit of the
+curated file (docs/data-validation.md).
 """
 
 from __future__ import annotations
@@ -93,7 +95,7 @@ def propose(folder: str, curated: Path | None) -> tuple[str, list[str]]:
     from components import anomaly_text
 
     statistics = example_statistics(folder)
-    inferred = tfdv.infer_schema(statistics, infer_feature_shape=True)
+    inferred = finite_floats(tfdv.infer_schema(statistics, infer_feature_shape=True))
     header = (
         f"# Proposed by `make schema` from {folder} (TFDV infer_schema on CsvExampleGen's view of the data).\n"
         "# Review it against the curated schema; never use it as is: it has none of the curated limits.\n"
@@ -105,21 +107,32 @@ def propose(folder: str, curated: Path | None) -> tuple[str, list[str]]:
     return header + str(inferred), [anomaly.line() for anomaly in anomalies]
 
 
+def finite_floats(schema):  # schema_pb2.Schema -> the same, changed
+    """Disallows NaN and infinity in every FLOAT feature whose domain is its own float_domain or none."""
+    from tensorflow_metadata.proto.v0 import schema_pb2
+
+    for feature in schema.feature:
+        if feature.type == schema_pb2.FLOAT and feature.WhichOneof("domain_info") in (None, "float_domain"):
+            feature.float_domain.disallow_nan = True
+            feature.float_domain.disallow_inf = True
+    return schema
+
+
 def example_statistics(folder: str):  # -> statistics_pb2.DatasetFeatureStatisticsList
     """TFDV statistics of the CSV files of `folder` after CsvExampleGen's conversion to tf.Examples."""
-    import apache_beam as beam
+    import tensorflow as tf
     import tensorflow_data_validation as tfdv
 
-    # TFX 1.16's own CSV-to-tf.Example transform: the same types and empty values as the pipeline.
-    from tfx.components.example_gen.csv_example_gen.executor import _CsvToExample
+    # The local CsvExampleGen's conversion: the same types, empty values and byte-order mark handling.
+    from components.csv_examples import encode_file, infer_column_types, merge_column_types
+    from pipeline.data import csv_files
 
+    files = [str(file) for file in csv_files(Path(folder))]
+    column_types = merge_column_types(infer_column_types(file) for file in files)
     with tempfile.TemporaryDirectory() as work:
-        prefix = str(Path(work) / "examples")
-        with beam.Pipeline(options=beam.options.pipeline_options.PipelineOptions(["--runner=DirectRunner"])) as p:
-            _ = (
-                p
-                | "ToExamples" >> _CsvToExample({"input_base": folder}, "*.csv")
-                | "Serialize" >> beam.Map(lambda example: example.SerializeToString())
-                | "Write" >> beam.io.WriteToTFRecord(prefix, file_name_suffix=".tfrecord")
-            )
-        return tfdv.generate_statistics_from_tfrecord(data_location=f"{prefix}*.tfrecord")
+        examples = str(Path(work) / "examples.tfrecord")
+        with tf.io.TFRecordWriter(examples) as writer:
+            for file in files:
+                for record in encode_file(file, column_types):
+                    writer.write(record)
+        return tfdv.generate_statistics_from_tfrecord(data_location=examples)

@@ -175,3 +175,35 @@ def test_an_inferred_schema_is_gated_too(tmp_path: Path) -> None:
     gate = components[tfx_pipeline.VALIDATION_GATE]
     assert {node.id for node in gate.upstream_nodes} == {tfx_pipeline.EXAMPLE_VALIDATOR, tfx_pipeline.SCHEMA_GEN}
     assert tfx_pipeline.VALIDATION_GATE in {node.id for node in components[tfx_pipeline.TRANSFORM].upstream_nodes}
+
+
+def test_nan_and_infinity_are_said_in_plain_words(schema: schema_pb2.Schema) -> None:
+    # TFDV's types and wording for float_domain { disallow_nan: true disallow_inf: true }.
+    found = anomalies(
+        fare=(Type.FLOAT_TYPE_HAS_NAN, "Float feature has NaN values."),
+        pickup_latitude=(Type.FLOAT_TYPE_HAS_INF, "Float feature has Inf values."),
+    )
+    lines = [anomaly.line() for anomaly in anomaly_text.describe(found, schema)]
+    assert lines == [
+        "fare: expected numbers that are neither NaN nor infinite; "
+        "found NaN values (not a number, such as nan or NaN in the CSV)",
+        "pickup_latitude: expected numbers that are neither NaN nor infinite; "
+        "found infinite values (such as inf or -Infinity in the CSV)",
+    ]
+
+
+def test_every_float_feature_of_the_curated_schema_refuses_nan_and_infinity(schema: schema_pb2.Schema) -> None:
+    floats = [feature for feature in schema.feature if feature.type == schema_pb2.FLOAT]
+    assert {feature.name for feature in floats} >= {"fare", "tips", "trip_miles", "pickup_latitude"}
+    for feature in floats:
+        assert feature.float_domain.disallow_nan and feature.float_domain.disallow_inf, feature.name
+
+
+def test_a_byte_order_mark_in_a_column_name_is_made_visible(schema: schema_pb2.Schema) -> None:
+    # TFX's CSV reader on Dataflow keeps the mark in the first column's name.
+    marked = "\ufeffpickup_community_area"
+    found = anomalies(**{marked: (Type.SCHEMA_NEW_COLUMN, "New column (column in data but not in schema)")})
+    (anomaly,) = anomaly_text.describe(found, schema)
+    assert anomaly.line().startswith("'\\ufeffpickup_community_area': expected only the columns the schema lists")
+    assert "byte-order mark" in anomaly.line()
+    assert "('\\ufeffpickup_community_area')" in anomaly_text.summary([anomaly], "schema/schema.pbtxt")

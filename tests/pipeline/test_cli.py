@@ -1,4 +1,8 @@
+import shlex
+import subprocess
 from pathlib import Path
+
+import pytest
 
 from pipeline import cli
 
@@ -28,3 +32,31 @@ def test_folder_without_csv_is_refused(tmp_path: Path, capsys) -> None:
     status = cli.main(["run-local", "--data", str(tmp_path), "--output-dir", str(tmp_path / "out")])
     assert status == cli.EXIT_BAD_INPUT
     assert "holds no .csv file" in capsys.readouterr().err
+
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize(
+    ("target", "variables", "expected"),
+    [
+        (
+            "run-local",
+            {"DATA": "/tmp/my trips", "OUT": "/tmp/it's out", "CONFIG": "configs/my env.yaml", "WAIT": "1"},
+            ["run-local", "--config", "configs/my env.yaml", "--data", "/tmp/my trips", "--output-dir",
+             "/tmp/it's out", "--wait-for-lock"],
+        ),
+        ("schema", {"DATA": "/tmp/my trips"}, ["schema", "--config", "configs/local.yaml", "--data", "/tmp/my trips"]),
+        ("report", {"OUT": "/tmp/my out"}, ["report", "--config", "configs/local.yaml", "--output-dir", "/tmp/my out"]),
+    ],
+)  # fmt: skip
+def test_make_passes_paths_with_spaces_and_quotes_as_one_argument(
+    target: str, variables: dict[str, str], expected: list[str]
+) -> None:
+    assignments = [f"{name}={value}" for name, value in variables.items()]
+    printed = subprocess.run(
+        ["make", "-n", target, *assignments], cwd=REPO_ROOT, capture_output=True, text=True, check=True
+    ).stdout
+    command = " ".join(line.rstrip("\\").strip() for line in printed.splitlines() if line.strip())
+    command = command[command.index("-m pipeline ") :]
+    assert shlex.split(command)[2:] == expected  # as bash splits it

@@ -48,6 +48,30 @@ def test_later_file_and_overrides_win(tmp_path: Path) -> None:
             "env.yaml: evaluation.min_auc: input should be less than or equal to 1",
         ),
         ("runner: {beam: {direct_running_mode: fast}}\n", "env.yaml: runner.beam.direct_running_mode: input"),
+        # Bounds TFX can honour: the eval split is a whole number of 100 hash buckets ...
+        ("data: {eval_fraction: 0.001}\n", "env.yaml: data.eval_fraction: expected 0.01 to 0.99 in steps of 0.01"),
+        ("data: {eval_fraction: 0.999}\n", "env.yaml: data.eval_fraction: expected 0.01 to 0.99 in steps of 0.01"),
+        ("data: {eval_fraction: 0.333}\n", "env.yaml: data.eval_fraction: expected 0.01 to 0.99 in steps of 0.01"),
+        # ... and steps are 32-bit integers in TrainArgs and EvalArgs.
+        ("training: {train_steps: 1e20}\n", "env.yaml: training.train_steps: input should be a valid integer"),
+        ("training: {train_steps: 1.0e+20}\n", "env.yaml: training.train_steps: input should be a valid integer"),
+        (
+            "training: {eval_steps: 2147483648}\n",
+            "env.yaml: training.eval_steps: input should be less than or equal to 2147483647, as TFX holds it in a "
+            "32-bit integer",
+        ),
+        # Strict types: no quiet conversions, finite numbers only.
+        (
+            "training: {train_steps: true}\n",
+            "env.yaml: training.train_steps: input should be a valid integer (got True)",
+        ),
+        (
+            "training: {batch_size: 256.0}\n",
+            "env.yaml: training.batch_size: input should be a valid integer (got 256.0)",
+        ),
+        ("training: {learning_rate: .inf}\n", "env.yaml: training.learning_rate: input should be a finite number"),
+        ("training: {learning_rate: .nan}\n", "env.yaml: training.learning_rate: input should be a finite number"),
+        ("evaluation: {min_auc: '0.9'}\n", "env.yaml: evaluation.min_auc: input should be a valid number"),
         ("training: [1\n", "env.yaml: not valid YAML at line 2, column 1"),
         ("- a list\n", "env.yaml: expected a mapping of keys at the top level, got list"),
     ],
@@ -60,6 +84,14 @@ def test_bad_config_gives_one_line_naming_file_and_key(tmp_path: Path, text: str
     assert "\n" not in message
     assert message.startswith(str(env))
     assert expected.split("env.yaml", 1)[1] in message
+
+
+@pytest.mark.parametrize("fraction", [0.01, 0.33, 0.5, 0.99])
+def test_eval_fractions_of_whole_hash_buckets_are_accepted(tmp_path: Path, fraction: float) -> None:
+    env = write(tmp_path, f"data: {{eval_fraction: {fraction}}}\ntraining: {{learning_rate: 1}}\n")
+    config = load_config([BASE_CONFIG, LOCAL_CONFIG, env])
+    assert config.data.eval_fraction == fraction
+    assert config.training.learning_rate == 1.0  # an integer is a number
 
 
 def test_missing_required_key_names_the_key(tmp_path: Path) -> None:

@@ -4,13 +4,21 @@ The run is a real `python -m pipeline run-local` child process, interrupted with
 progress output shows Transform running. ML Metadata must then hold the interrupted execution as
 CANCELED (not COMPLETE) with no output artifact, and the re-run must reuse every component that
 had finished (CACHED) and run Transform afresh.
+
+A run killed outright (SIGKILL) cannot clean up: while it ran, a second run on the same output
+folder was refused; the next run after it takes over its lock, marks its execution CANCELED and
+removes its partial outputs. Both children print only the pipeline's own lines (no TensorFlow,
+XLA or Beam logs) without --verbose.
 """
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import queue
+import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -25,7 +33,8 @@ from ml_metadata.proto import metadata_store_pb2
 from pipeline import cli
 from pipeline import pipeline as tfx_pipeline
 from pipeline.interrupt import RunInterrupted, StopSignals, exit_status
-from tests.pipeline.conftest import GOOD_RUN_CONFIG, run_cli
+from tests.conftest import write_taxi_sample
+from tests.pipeline.conftest import GOOD_RUN_CONFIG, LocalRun, run_cli, tree_hash
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 INTERRUPTED = tfx_pipeline.TRANSFORM
@@ -37,6 +46,8 @@ FINISHED_BEFORE = (
     tfx_pipeline.VALIDATION_GATE,
 )
 STARTUP_TIMEOUT_S = 240
+# What a run prints without --verbose, line by line (pipeline/cli.py, pipeline/progress.py).
+OUR_LINE = re.compile(r"Running pipeline '.*|  \w+ +(running \.\.\.|done in .* s|from cache in .* s|FAILED after .* s)")
 
 
 class ChildOutput:
@@ -74,6 +85,27 @@ class ChildOutput:
             if line is not None:
                 self.lines.append(line)
         return "".join(self.lines)
+
+
+def start_run(args: list[str], stderr_file: Path) -> tuple[subprocess.Popen, ChildOutput]:
+    """`python -m pipeline` in a child process, with the Makefile's TensorFlow settings."""
+    env = {**os.environ, "TF_USE_LEGACY_KERAS": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
+    with stderr_file.open("w") as stderr_sink:  # a file: a full stderr pipe would block the child
+        child = subprocess.Popen(
+            [sys.executable, "-m", "pipeline", *args],
+            cwd=REPO_ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=stderr_sink,
+            text=True,
+        )
+    return child, ChildOutput(child)
+
+
+def assert_only_our_lines(stdout: str) -> None:
+    """No line of TensorFlow's C++ logs (XLA's "Unable to register cuFFT factory"), Beam or absl."""
+    others = [line for line in stdout.splitlines() if not OUR_LINE.fullmatch(line)]
+    assert others == [], others
 
 
 def store_of(output: Path) -> metadata_store.MetadataStore:
@@ -134,18 +166,8 @@ def test_interrupted_run_is_cancelled_cleanly_and_resumes_from_the_cache(tmp_pat
     config.write_text(GOOD_RUN_CONFIG)
     output = tmp_path / "out"
     args = ["run-local", "--config", str(config), "--data", str(small_taxi_dir), "--output-dir", str(output)]
-    env = {**os.environ, "TF_USE_LEGACY_KERAS": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
     stderr_file = tmp_path / "stderr.txt"
-    with stderr_file.open("w") as stderr_sink:  # a file: a full stderr pipe would block the child
-        child = subprocess.Popen(
-            [sys.executable, "-m", "pipeline", *args],
-            cwd=REPO_ROOT,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=stderr_sink,
-            text=True,
-        )
-    output_lines = ChildOutput(child)
+    child, output_lines = start_run(args, stderr_file)
     try:
         started = output_lines.wait_for(f"{INTERRUPTED:<32} running", STARTUP_TIMEOUT_S)
         assert started, f"{INTERRUPTED} never started:\n{''.join(output_lines.lines)}"
@@ -158,11 +180,12 @@ def test_interrupted_run_is_cancelled_cleanly_and_resumes_from_the_cache(tmp_pat
     stdout, stderr = output_lines.rest(), stderr_file.read_text()
 
     assert status == 130, stderr
-    message = next(line for line in stderr.splitlines() if line.startswith("error: "))
+    message, resume = stderr.splitlines()  # nothing but ours: no TensorFlow, XLA or Beam lines
     assert message.startswith(f"error: interrupted by SIGINT while {INTERRUPTED} (execution ")
     assert message.endswith("now CANCELED) was running; nothing of the interrupted step was kept.")
-    assert "Run the same command again to resume" in stderr
+    assert resume == "Run the same command again to resume: the finished steps come from the cache."
     assert f"{INTERRUPTED:<32} done" not in stdout
+    assert_only_our_lines(stdout)
 
     store = store_of(output)
     (cancelled,) = executions_of(store, INTERRUPTED)
@@ -191,3 +214,70 @@ def test_interrupted_run_is_cancelled_cleanly_and_resumes_from_the_cache(tmp_pat
         assert states == [metadata_store_pb2.Execution.COMPLETE, metadata_store_pb2.Execution.CACHED], component
     (trained,) = executions_of(store, tfx_pipeline.TRAINER)
     assert trained.last_known_state == metadata_store_pb2.Execution.COMPLETE
+
+
+def test_a_second_run_is_refused_and_a_killed_run_is_cleaned_up_after(good_run: LocalRun, tmp_path: Path) -> None:
+    output = tmp_path / "out"
+    shutil.copytree(good_run.output, output)  # holds a pushed model
+    serving = output / "serving_model" / "taxi-tips"
+    serving_before = tree_hash(serving)
+    data = write_taxi_sample(tmp_path / "data", every=10, limit=1400)  # new data: the steps run again
+    args = good_run.args(data=str(data), output=str(output))
+    stderr_file = tmp_path / "stderr.txt"
+    child, output_lines = start_run(args, stderr_file)
+    try:
+        started = output_lines.wait_for(f"{INTERRUPTED:<32} running", STARTUP_TIMEOUT_S)
+        assert started, f"{INTERRUPTED} never started:\n{''.join(output_lines.lines)}"
+
+        # A second run on the same output folder refuses at once, naming the running one.
+        status, stdout, stderr = run_cli(args)
+        assert status == cli.EXIT_BAD_INPUT
+        assert re.fullmatch(
+            rf"error: another run is using the output folder {re.escape(str(output))} \(pid {child.pid}, started "
+            rf"\d{{4}}-\d\d-\d\d \d\d:\d\d:\d\d: \S*python\S* -m pipeline run-local --config .*\); wait for it to end, "
+            r"run again with --wait-for-lock \(WAIT=1 with make\) to wait, or give another folder with --output-dir\n",
+            stderr,
+        ), stderr
+        assert "Running pipeline" not in stdout
+        assert tree_hash(serving) == serving_before
+
+        child.send_signal(signal.SIGKILL)  # no chance to clean up
+        assert child.wait(timeout=60) == -signal.SIGKILL
+    finally:
+        if child.poll() is None:
+            child.kill()
+    assert_only_our_lines(output_lines.rest())
+    assert stderr_file.read_text() == ""  # TensorFlow's and Beam's logs stay out of a quiet run
+
+    store = store_of(output)
+    killed = executions_of(store, INTERRUPTED)[-1]
+    assert killed.last_known_state == metadata_store_pb2.Execution.RUNNING  # as kill -9 left it
+    partial = [*(output / "pipelines" / "taxi-tips" / INTERRUPTED).glob(f"*/{killed.id}")]
+    partial.append(output / "pipelines" / "taxi-tips" / INTERRUPTED / ".system" / "executor_execution" / str(killed.id))
+    assert all(folder.is_dir() for folder in partial)
+
+    # The next run takes over the lock, settles the killed run; this data then stops at the gate.
+    with (data / "data.csv").open(newline="") as file:
+        header, *rows = list(csv.reader(file))
+    at = header.index("payment_type")
+    for row in rows[::10]:
+        row[at] = "Bitcoin"
+    with (data / "data.csv").open("w", newline="") as file:
+        csv.writer(file).writerows([header, *rows])
+    status, stdout, stderr = run_cli(args)
+    assert status == cli.EXIT_BAD_INPUT, stderr
+    assert f"The last run on this output folder was killed (pid {child.pid}, started " in stdout
+    assert (
+        f"  {INTERRUPTED} (execution {killed.id}) of a killed run: marked CANCELED, its partial outputs removed"
+        in stdout.splitlines()
+    )
+    assert "error: the data does not match the schema" in stderr
+    store = store_of(output)
+    (settled,) = [e for e in executions_of(store, INTERRUPTED) if e.id == killed.id]
+    assert settled.last_known_state == metadata_store_pb2.Execution.CANCELED
+    assert output_artifact_ids(store, killed.id) == []
+    assert not any(folder.exists() for folder in partial)
+    running = metadata_store_pb2.Execution.RUNNING
+    assert not [e for e in store.get_executions() if e.last_known_state == running]
+    assert tree_hash(serving) == serving_before
+    assert (output / "run.lock").read_text() == ""  # released

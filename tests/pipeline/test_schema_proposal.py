@@ -24,6 +24,10 @@ def test_proposal_for_data_that_matches(small_taxi_dir: Path, tmp_path: Path) ->
     assert "schema/schema.pbtxt: nothing to change." in stdout
     inferred = text_format.Parse(proposal.read_text(), schema_pb2.Schema())
     assert {feature.name for feature in inferred.feature} >= {"fare", "payment_type", "tips"}
+    # NaN and infinity are refused in every FLOAT feature, as in the curated schema.
+    floats = [feature for feature in inferred.feature if feature.type == schema_pb2.FLOAT]
+    assert {feature.name for feature in floats} >= {"fare", "tips", "trip_miles", "pickup_latitude"}
+    assert all(feature.float_domain.disallow_nan and feature.float_domain.disallow_inf for feature in floats)
     assert proposal.read_text().startswith("# Proposed by `make schema`")
     assert tree_hash(CURATED.parent) == before
 
