@@ -24,7 +24,7 @@ WORKDIR /pipeline
 # (hash-checked, bytecode compiled once here instead of in every process) and removes every other
 # package of the base image; the check fails the build on any difference. uv runs from /tmp/uv and
 # leaves with the build files.
-COPY requirements-runtime.lock requirements-runtime-gpu.lock pipeline/vertex/lockfile.py /tmp/build/
+COPY requirements-runtime.lock requirements-runtime-gpu.lock tools/lockfile.py /tmp/build/
 RUN python -m pip install --no-cache-dir --disable-pip-version-check --target /tmp/uv uv==${UV_VERSION} \
  && /tmp/uv/bin/uv pip sync --system --no-cache --require-hashes --compile-bytecode /tmp/build/${RUNTIME_LOCK} \
  && /tmp/uv/bin/uv pip check --system \

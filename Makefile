@@ -78,15 +78,15 @@ lint: setup ## Check style with ruff
 	$(PY) -m ruff format --check .
 
 bench: setup ## Measure cold and cached runs: time per component, memory, AUC (ROWS=, REPEATS=, BASELINE=1, KERAS_MODES=default,legacy)
-	$(PY) -m pipeline.bench $(if $(DATA),--data $(call quote,$(DATA))) $(if $(ROWS),--rows $(ROWS)) \
+	$(PY) -m tools.bench $(if $(DATA),--data $(call quote,$(DATA))) $(if $(ROWS),--rows $(ROWS)) \
 	  $(if $(REPEATS),--repeats $(REPEATS)) $(if $(BASELINE),--baseline) $(if $(KERAS_MODES),--keras-modes $(KERAS_MODES))
 
 .PHONY: bench-data bench-compare
 bench-data: setup ## Scale the taxi sample to ROWS= rows of CSV (OUT=dir, default .local/bench-data/rows-N)
-	$(PY) -m pipeline.bench_data --rows $(ROWS) --out $(or $(OUT),.local/bench-data/rows-$(ROWS))
+	$(PY) -m tools.bench.data --rows $(ROWS) --out $(or $(OUT),.local/bench-data/rows-$(ROWS))
 
 bench-compare: setup ## Compare two bench results: ratios B/A (A=a.json B=b.json, VARIANT=ours|ours_cached|template_default|template_legacy)
-	$(PY) -m pipeline.bench_compare $(A) $(B) $(if $(VARIANT),--variant $(VARIANT))
+	$(PY) -m tools.bench.compare $(A) $(B) $(if $(VARIANT),--variant $(VARIANT))
 
 clean: ## Remove local outputs (.local/) and build files
 	rm -rf .local build bench-results
@@ -128,7 +128,7 @@ compile: setup ## Compile build/ENV/pipeline.json for Vertex AI offline (ENV=dev
 	$(PY) -m pipeline compile --env $(ENV) $(if $(IMAGE),--image $(IMAGE))
 
 golden: setup ## Refresh tests/pipeline/vertex/golden/*.json after an intended spec change
-	$(PY) -m tests.pipeline.vertex.refresh_golden
+	$(PY) -m tools.refresh_golden
 
 submit: setup ## Run the compiled spec on Vertex AI (ENV= WAIT=1 TIMEOUT=s POLL=s SUMMARY=file API_ENDPOINT=)
 	$(PY) -m pipeline submit $(SUBMIT_ARGS)

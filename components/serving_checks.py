@@ -1,6 +1,6 @@
 """What a good answer from the model looks like, wherever it is asked: in the pipeline's smoke test
 of the exported SavedModel (components/smoke_test.py) and in the smoke test of a Vertex AI endpoint
-(pipeline/promotion/smoke.py).
+(runners/promotion/smoke.py).
 
 Both serving signatures return {"probabilities": [batch, 1]}; an endpoint serving them answers one
 prediction per instance, `[p]`. Plain Python, no TensorFlow, so the promotion CLI stays light.

@@ -6,7 +6,7 @@ import sys
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from pipeline.cli import main
+from runners.cli import main
 
 status = main()
 sys.stdout.flush()

@@ -18,10 +18,11 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, field_validator, model_validator
 
+from components.cloud_labels import LABEL_KEY, LABEL_VALUE, MAX_LABELS
 from pipeline.deploy_config import EndpointConfig, RegistryConfig
-from pipeline.vertex.image import require_digest
+from pipeline.image import require_digest
+from pipeline.paths import CONFIG_DIR
 
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 BASE_CONFIG = CONFIG_DIR / "base.yaml"
 LOCAL_CONFIG = CONFIG_DIR / "local.yaml"
 VERTEX_CONFIG_PREFIX = "vertex-"
@@ -109,9 +110,6 @@ PATTERN_HINTS = {
     CRON: "five cron fields, optionally after TZ=<time zone>, such as 'TZ=Etc/UTC 0 3 * * 1'",
 }
 # Google Cloud label rules (Vertex AI, Dataflow): lowercase letters, digits, '_' and '-', at most 63.
-LABEL_KEY = re.compile(r"[a-z][a-z0-9_-]{0,62}")
-LABEL_VALUE = re.compile(r"[a-z0-9_-]{0,63}")
-MAX_LABELS = 64
 
 
 class ScheduleConfig(_Strict):

@@ -15,9 +15,9 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, field_validator, model_validator
 
 from components.registration.settings import TF_SERVING, RegistrySettings
-from pipeline.vertex.image import ImageError, require_digest
+from pipeline.image import ImageError, require_digest
+from pipeline.paths import in_repository
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 # Vertex AI: model IDs up to 63 of [a-z0-9_-], starting with a letter; endpoint IDs either a letter
 # then up to 62 of [a-z0-9-] (not ending in '-'), or up to 9 digits without a leading zero.
 MODEL_ID = re.compile(r"[a-z][a-z0-9_-]{0,62}")
@@ -114,7 +114,7 @@ class SmokeTestConfig(_Strict):
     @property
     def instances_path(self) -> Path:
         path = Path(self.instances_file)
-        return path if path.is_absolute() else REPO_ROOT / path
+        return in_repository(path)
 
     @model_validator(mode="after")
     def _predictions(self) -> SmokeTestConfig:

@@ -38,10 +38,11 @@ from components.registration.settings import RegistrySettings
 from components.validation_gate import VALIDATED_SCHEMA_KEY, ValidationGate
 from models import features, serving
 from models.preprocessing import FORCE_TF_COMPAT_V1
-from pipeline import data, fingerprint, preflight
+from pipeline import data, fingerprint
 from pipeline.config import LocalRunnerConfig, PipelineConfig, VertexRunnerConfig
-from pipeline.vertex.dataflow import dataflow_args
-from pipeline.vertex.training import vertex_trainer_config
+from pipeline.dataflow import dataflow_args
+from pipeline.paths import LOCK_FILE, in_repository
+from pipeline.training import vertex_trainer_config
 
 PREPROCESSING_FN = "models.preprocessing.preprocessing_fn"
 RUN_FN = "models.model.run_fn"
@@ -122,7 +123,7 @@ def beam_args(config: PipelineConfig) -> list[str]:
         # The DirectRunner runs every stage in this environment, which the lock file describes.
         # Without a dependency flag, TFX repackages its own installation for remote workers before
         # every Beam step: a 45 MB copy and an sdist, about 2 s each, left behind in the temp dir.
-        f"--requirements_file={preflight.REPO_ROOT / 'requirements.lock'}",
+        f"--requirements_file={LOCK_FILE}",
     ]
 
 
@@ -283,7 +284,7 @@ def curated_schema_gen(config: PipelineConfig, path: str) -> CuratedSchemaGen:
     """
     if "://" in path:
         return CuratedSchemaGen(schema_file=path)
-    local_file = str(preflight.REPO_ROOT / path)
+    local_file = str(in_repository(path))
     in_spec = path if isinstance(config.runner, VertexRunnerConfig) else local_file
     return CuratedSchemaGen(schema_file=in_spec, fingerprint=schema_fingerprint(local_file))
 

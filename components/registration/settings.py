@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 
-# Alias of the newest registered version; promotion (pipeline/promotion) moves the others.
+# Alias of the newest registered version; promotion (runners/promotion) moves the others.
 CANDIDATE_ALIAS = "candidate"
 # Label every registered version carries; promotion refuses versions without it.
 BLESSED_LABEL = "blessed"

@@ -20,8 +20,8 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from components.cloud_labels import sanitize_labels
 from components.registration.settings import BLESSED_LABEL, CANDIDATE_ALIAS, TF_SERVING, RegistrySettings
-from pipeline.vertex.labels import sanitize_labels
 
 UNKNOWN = "unknown"
 # The container port Vertex AI sends health checks and predictions to, and sets as AIP_HTTP_PORT;

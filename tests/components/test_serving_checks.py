@@ -5,7 +5,7 @@ import pytest
 from components.serving_checks import instance_problems, prediction_problems
 from models import features
 from pipeline.deploy_config import SmokeTestConfig
-from pipeline.promotion.smoke import load_instances
+from runners.promotion.smoke import load_instances
 
 INSTANCE = dict.fromkeys(features.RAW_FEATURE_KEYS, 1) | {"payment_type": "Cash", "company": ""}
 

@@ -23,8 +23,8 @@ from components.validation_gate import (
 )
 from pipeline import pipeline as tfx_pipeline
 from pipeline.config import load_config
-from pipeline.preflight import REPO_ROOT
-from pipeline.schema_proposal import example_statistics
+from pipeline.paths import REPO_ROOT
+from runners.local.schema_proposal import example_statistics
 
 CURATED = REPO_ROOT / "schema" / "schema.pbtxt"
 Type = anomalies_pb2.AnomalyInfo.Type

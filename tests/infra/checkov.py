@@ -6,10 +6,10 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-from pathlib import Path
 from typing import Any
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from pipeline.paths import REPO_ROOT
+
 CHECKOV = REPO_ROOT / ".venv-infra" / "bin" / "checkov"
 SKIP_COMMENT = re.compile(r"#\s*checkov:skip=([A-Z0-9_]+)(?::(.*))?$", re.M)
 

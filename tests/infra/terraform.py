@@ -9,7 +9,8 @@ from typing import Any
 
 import hcl2
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from pipeline.paths import REPO_ROOT
+
 INFRA = REPO_ROOT / "infra"
 
 

@@ -1,5 +1,3 @@
-from pathlib import Path
-
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -7,9 +5,10 @@ from google.protobuf import text_format
 from tensorflow_metadata.proto.v0 import schema_pb2
 
 from models import features, preprocessing
+from pipeline.paths import REPO_ROOT
 from tests.models.conftest import trips
 
-CURATED_SCHEMA = Path(__file__).parents[2] / "schema" / "schema.pbtxt"
+CURATED_SCHEMA = REPO_ROOT / "schema" / "schema.pbtxt"
 
 
 def test_every_model_feature_and_the_label_are_produced(transformed) -> None:

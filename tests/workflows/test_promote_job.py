@@ -5,7 +5,7 @@ its arguments: the plan job (no approval, read-only identity) hands `make promot
 jobs the test does what upload-artifact and download-artifact do, with their `with:` settings.
 
 The promotion itself (`make promote` against Vertex AI, the plan file, the refusals of `apply`) is
-the promotion CLI's to test (tests/pipeline/promotion); here the question is what the workflow
+the promotion CLI's to test (tests/runners/promotion); here the question is what the workflow
 hands it and what it does with the answers.
 """
 

@@ -19,9 +19,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from pipeline.config import ConfigError
+from pipeline.paths import REPO_ROOT
 from tools.rehearsal.findings import Check, TaskFinding, checks, collect, log_tail
 from tools.rehearsal.rehearsal import PROMOTER_ACCOUNT, Rehearsal, RehearsalError
-from tools.standins.containers import REPO_ROOT
 
 DEFAULT_STATE = REPO_ROOT / ".local" / "rehearsal"
 

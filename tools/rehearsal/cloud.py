@@ -18,7 +18,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Literal
 
-from tools.standins.containers import REPO_ROOT, ContainerRuntime, pipeline_image
+from pipeline.paths import REPO_ROOT
+from tools.standins.containers import ContainerRuntime, pipeline_image
 from tools.standins.dataflow import DataflowServer, DataflowService
 from tools.standins.model_server import register_tf_serving_image
 from tools.standins.network import GoogleCloudNetwork

@@ -26,8 +26,8 @@ from typing import Any, TextIO
 
 from pipeline.config import BASE_CONFIG, PipelineConfig, VertexRunnerConfig, load_config, vertex_config_path
 from pipeline.data import taxi_sample_dir
+from pipeline.paths import REPO_ROOT
 from tools.rehearsal.cloud import LocalCloud
-from tools.standins.containers import REPO_ROOT
 
 IMAGE_REPOSITORY = "pipelines"  # the Artifact Registry repository `make image` pushes to (REPO)
 CI_ACCOUNT = "tfx-ci-trainer"  # infra/iam.tf: the identity train.yaml submits runs as

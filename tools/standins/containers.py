@@ -29,7 +29,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from pipeline.paths import REPO_ROOT
+
 VENV_BIN = Path(sys.executable).parent
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.pipeline.vertex.refresh_golden import ENVIRONMENTS, compile_env
+from tools.refresh_golden import ENVIRONMENTS, compile_env
 from tools.standins.fixtures import storage_emulator, vertex_env  # noqa: F401
 
 # No fast_vertex_polling: the CLI polls with its own --poll-interval, the SDK's wait() is not used.

@@ -13,10 +13,11 @@ from google.protobuf import json_format
 from kfp.pipeline_spec import pipeline_spec_pb2
 
 from components.baseline.sources import NoSource
-from pipeline import cli, fingerprint
+from pipeline import fingerprint
 from pipeline import pipeline as tfx_pipeline
 from pipeline.config import BASE_CONFIG, VertexRunnerConfig, load_config, vertex_config_path
-from tests.pipeline.vertex.refresh_golden import ENVIRONMENTS, TEST_IMAGE
+from runners import cli, errors
+from tools.refresh_golden import ENVIRONMENTS, TEST_IMAGE
 
 BEAM_COMPONENTS = {
     tfx_pipeline.EXAMPLE_GEN,
@@ -166,7 +167,7 @@ def test_accelerator_reaches_the_training_job(tmp_path: Path) -> None:
 
     status = cli.main(["compile", "--config", str(config_file), "--image", TEST_IMAGE, "--output", str(output)])
 
-    assert status == cli.EXIT_OK
+    assert status == errors.EXIT_OK
     _, spec = parse(json.loads(output.read_text()))
     training = json.loads(task_parameter(spec, tfx_pipeline.TRAINER, "custom_config"))[TRAINING_ARGS]
     (pool,) = training["job_spec"]["worker_pool_specs"]
@@ -276,7 +277,7 @@ def test_image_without_digest_is_refused(image: str, message: str, tmp_path: Pat
     output = tmp_path / "pipeline.json"
     status = cli.main(["compile", "--env", "dev", "--image", image, "--output", str(output)])
     err = capsys.readouterr().err.strip()
-    assert status == cli.EXIT_BAD_INPUT
+    assert status == errors.EXIT_BAD_INPUT
     assert len(err.splitlines()) == 1
     assert err.startswith("error: --image: ") and message in err
     assert not output.exists()
@@ -284,5 +285,5 @@ def test_image_without_digest_is_refused(image: str, message: str, tmp_path: Pat
 
 def test_missing_image_is_refused(tmp_path: Path, capsys) -> None:
     status = cli.main(["compile", "--env", "prod", "--output", str(tmp_path / "p.json")])
-    assert status == cli.EXIT_BAD_INPUT
+    assert status == errors.EXIT_BAD_INPUT
     assert "no pipeline image: pass --image" in capsys.readouterr().err

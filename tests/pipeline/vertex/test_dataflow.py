@@ -13,8 +13,8 @@ from apache_beam.options.pipeline_options import (
 )
 
 from pipeline.config import BASE_CONFIG, VertexRunnerConfig, load_config, vertex_config_path
-from pipeline.vertex.dataflow import dataflow_args
-from tests.pipeline.vertex.refresh_golden import TEST_IMAGE
+from pipeline.dataflow import dataflow_args
+from tools.refresh_golden import TEST_IMAGE
 
 
 def runner(env: str = "dev", **overrides: Any) -> VertexRunnerConfig:

@@ -4,20 +4,20 @@ from __future__ import annotations
 
 import fnmatch
 import re
-from pathlib import Path
 
 import pytest
 
-from pipeline.vertex.lockfile import pins
-from pipeline.vertex.training import TRAINING_ENV
+from pipeline.paths import REPO_ROOT
+from pipeline.training import TRAINING_ENV
+from tools.lockfile import pins
 from tools.standins.containers import read_dockerfile
 
-REPO = Path(__file__).resolve().parents[3]
+REPO = REPO_ROOT
 DOCKERFILE = REPO / "Dockerfile"
 DOCKERIGNORE = REPO / ".dockerignore"
 RUNTIME_LOCKS = ("requirements-runtime.lock", "requirements-runtime-gpu.lock")
 CODE = ("pipeline/", "components/", "models/", "configs/", "schema/")
-BUILD_FILES = (*RUNTIME_LOCKS, "pipeline/vertex/lockfile.py")
+BUILD_FILES = (*RUNTIME_LOCKS, "tools/lockfile.py")
 
 
 def instructions(text: str) -> list[tuple[str, str]]:
@@ -133,15 +133,17 @@ def test_the_offline_rehearsal_reads_the_same_image(steps) -> None:
 
 
 def ignored(path: str, patterns: list[str]) -> bool:
-    """Whether .dockerignore-style `patterns` exclude `path` or one of its parent folders."""
+    """Whether .dockerignore-style `patterns` exclude `path` or one of its parent folders; as in
+    Docker, the last matching pattern decides and `!pattern` brings a path back."""
     parts = path.split("/")
     prefixes = ["/".join(parts[: end + 1]) for end in range(len(parts))]
-    for pattern in patterns:
+    excluded = False
+    for line in patterns:
+        pattern = line.removeprefix("!")
         bare = pattern.removeprefix("**/")
-        for prefix in prefixes:
-            if fnmatch.fnmatch(prefix, pattern) or fnmatch.fnmatch(prefix.rsplit("/", 1)[-1], bare):
-                return True
-    return False
+        if any(fnmatch.fnmatch(p, pattern) or fnmatch.fnmatch(p.rsplit("/", 1)[-1], bare) for p in prefixes):
+            excluded = not line.startswith("!")
+    return excluded
 
 
 def test_dockerignore_keeps_credentials_and_local_state_out() -> None:
@@ -159,5 +161,11 @@ def test_dockerignore_keeps_credentials_and_local_state_out() -> None:
         "pipeline/__pycache__/cli.cpython-310.pyc",
     ):
         assert ignored(path, patterns), path
-    for path in ("pipeline/cli.py", "models/model.py", "configs/vertex-prod.yaml", "schema/schema.pbtxt", *BUILD_FILES):
+    for path in (
+        "pipeline/pipeline.py",
+        "models/model.py",
+        "configs/vertex-prod.yaml",
+        "schema/schema.pbtxt",
+        *BUILD_FILES,
+    ):
         assert not ignored(path, patterns), path

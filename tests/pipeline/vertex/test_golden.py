@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.pipeline.vertex.refresh_golden import ENVIRONMENTS, golden_path, normalize, render
+from tools.refresh_golden import ENVIRONMENTS, golden_path, normalize, render
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)

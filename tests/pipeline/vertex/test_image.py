@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.vertex.image import ImageError, digest_of, require_digest
+from pipeline.image import ImageError, digest_of, require_digest
 
 DIGEST = "sha256:" + "a1" * 32
 

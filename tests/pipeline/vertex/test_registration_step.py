@@ -9,7 +9,7 @@ import pytest
 
 from pipeline import pipeline as tfx_pipeline
 from pipeline.config import BASE_CONFIG, load_config, vertex_config_path
-from tests.pipeline.vertex.refresh_golden import ENVIRONMENTS, TEST_IMAGE
+from tools.refresh_golden import ENVIRONMENTS, TEST_IMAGE
 
 
 def task(document: dict[str, Any], name: str) -> dict[str, Any]:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from tfx import v1 as tfx
 
 from pipeline.config import BASE_CONFIG, VertexRunnerConfig, load_config, vertex_config_path
-from pipeline.vertex.training import TRAINING_ENV, vertex_trainer_config
-from tests.pipeline.vertex.refresh_golden import TEST_IMAGE
+from pipeline.training import TRAINING_ENV, vertex_trainer_config
+from tools.refresh_golden import TEST_IMAGE
 
 gcp = tfx.extensions.google_cloud_ai_platform
 PIPELINE = "taxi-tips"

@@ -24,9 +24,9 @@ import tensorflow as tf
 from google.cloud import aiplatform
 
 from pipeline.data import taxi_sample_dir
+from pipeline.paths import REPO_ROOT
 from tools.rehearsal.findings import checks, collect, file_digests, served_model_folder
 from tools.rehearsal.rehearsal import Rehearsal
-from tools.standins.containers import REPO_ROOT
 from tools.standins.fixtures import aiplatform_configured
 
 pytestmark = pytest.mark.e2e

@@ -19,7 +19,7 @@ import pytest
 import requests
 from google.cloud import aiplatform
 
-from tests.pipeline.vertex.refresh_golden import golden_path
+from tools.refresh_golden import golden_path
 from tools.rehearsal.cloud import LocalCloud
 from tools.standins.fixtures import aiplatform_configured
 

@@ -134,7 +134,7 @@ def test_job_runs_its_container_in_the_pipeline_image_to_success(
     client: gapic.JobServiceClient, jobs: CustomJobService, image: str
 ) -> None:
     code = (
-        "import json, os; import pipeline.vertex.training; "
+        "import json, os; import pipeline.training; "
         "print('task', json.loads(os.environ['CLUSTER_SPEC'])['task']); "
         "print('tf_config', 'TF_CONFIG' in os.environ, 'model_dir', 'AIP_MODEL_DIR' in os.environ); "
         "env = os.environ; print('job', env['CLOUD_ML_JOB_ID'], env['CLOUD_ML_PROJECT_ID'], env['CLOUD_ML_REGION']); "
@@ -448,7 +448,7 @@ LAUNCH_TRAINING_WITH_TFX = textwrap.dedent(
     from tfx.extensions.google_cloud_ai_platform import training_clients
     from tfx.v1.extensions import google_cloud_ai_platform as vertex
     from pipeline.config import VertexRunnerConfig
-    from pipeline.vertex.training import vertex_trainer_config
+    from pipeline.training import vertex_trainer_config
 
     def launch(**training):
         runner = VertexRunnerConfig(

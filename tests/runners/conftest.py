@@ -1,0 +1,80 @@
+"""One real local run on ~1,500 taxi trips, shared by the bad-input and report tests."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from runners import cli, errors
+
+# Few steps: the tests need a blessed, pushed model and real numbers, not a good model.
+GOOD_RUN_CONFIG = """
+runner:
+  kind: local
+  output_dir: unused-overridden-by-flag
+training:
+  train_steps: 60
+  eval_steps: 5
+evaluation:
+  min_auc: 0.6
+  slice_features: [trip_start_hour]
+"""
+
+
+@dataclass(frozen=True)
+class LocalRun:
+    config: Path
+    data: Path
+    output: Path
+    status: int
+    stdout: str
+    stderr: str
+    summary: dict
+
+    def args(self, **overrides: str) -> list[str]:
+        """run-local arguments of this run; `data=`, `output=`, `config=` override them."""
+        return [
+            "run-local",
+            "--config", overrides.get("config", str(self.config)),
+            "--data", overrides.get("data", str(self.data)),
+            "--output-dir", overrides.get("output", str(self.output)),
+        ]  # fmt: skip
+
+
+def run_cli(args: list[str]) -> tuple[int, str, str]:
+    """cli.main in this process; returns (status, stdout, stderr). Progress lines go to the real stdout."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        status = cli.main(args)
+    return status, out.getvalue(), err.getvalue()
+
+
+def tree_hash(folder: Path) -> str:
+    """sha256 over every file's relative path and bytes, and every folder's path: equal iff identical trees."""
+    digest = hashlib.sha256()
+    for path in sorted(folder.rglob("*")):
+        digest.update(str(path.relative_to(folder)).encode() + b"\0")
+        if path.is_file():
+            digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+@pytest.fixture(scope="session")
+def good_run(tmp_path_factory: pytest.TempPathFactory, small_taxi_dir: Path) -> LocalRun:
+    work = tmp_path_factory.mktemp("good-run")
+    config = work / "test.yaml"
+    config.write_text(GOOD_RUN_CONFIG)
+    output = work / "out"
+    summary = work / "summary.json"
+    status, stdout, stderr = run_cli(
+        ["run-local", "--config", str(config), "--data", str(small_taxi_dir), "--output-dir", str(output),
+         "--summary-json", str(summary)]
+    )  # fmt: skip
+    assert status == errors.EXIT_OK, stderr
+    return LocalRun(config, small_taxi_dir, output, status, stdout, stderr, json.loads(summary.read_text()))
