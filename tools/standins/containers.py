@@ -29,7 +29,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipeline.paths import REPO_ROOT
+# Not pipeline.paths.REPO_ROOT: stand-in programs (model server, Dataflow worker) import this module
+# inside containers that hold only the `tools` package, as the real images hold no pipeline code.
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 VENV_BIN = Path(sys.executable).parent
 
