@@ -115,14 +115,20 @@ API_ENDPOINT ?=
 PROJECT      ?=
 REGION       ?= us-central1
 REPO         ?= pipelines
-IMAGE_NAME   ?= taxi-tips
+# The pipeline's name (pipeline_name in configs/base.yaml), which names its image too.
+PIPELINE_NAME := $(shell sed -nE 's/^pipeline_name:[[:space:]]*["'"'"']?([a-z][a-z0-9-]*)["'"'"']?[[:space:]]*(\#.*)?$$/\1/p' configs/base.yaml)
+IMAGE_NAME   ?= $(PIPELINE_NAME)
 IMAGE_REPO    = $(REGION)-docker.pkg.dev/$(PROJECT)/$(REPO)/$(IMAGE_NAME)
 
 VERTEX_ARGS = --env $(ENV) $(if $(API_ENDPOINT),--api-endpoint $(API_ENDPOINT))
 SUBMIT_ARGS = $(VERTEX_ARGS) --spec $(SPEC) $(if $(WAIT),--wait) $(if $(TIMEOUT),--timeout $(TIMEOUT)) \
   $(if $(POLL),--poll-interval $(POLL)) $(if $(SUMMARY),--summary-file $(SUMMARY))
 
-.PHONY: compile golden submit schedule image rehearse
+.PHONY: compile golden submit schedule image rehearse pipeline-name
+
+pipeline-name: ## Print the pipeline's name (pipeline_name in configs/base.yaml), also the image's name
+	@test -n "$(PIPELINE_NAME)" || { echo "error: no pipeline_name: <name> line in configs/base.yaml" >&2; exit 1; }
+	@echo "$(PIPELINE_NAME)"
 
 compile: setup ## Compile build/ENV/pipeline.json for Vertex AI offline (ENV=dev|prod IMAGE=...@sha256:...)
 	$(PY) -m pipeline compile --env $(ENV) $(if $(IMAGE),--image $(IMAGE))

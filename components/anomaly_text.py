@@ -212,3 +212,100 @@ def _reword(description: str) -> str:
 
 def _number(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else f"{value:g}"
+
+
+# ---- drift: this run's data against the data of the baseline model --------------------------
+
+_Measurement = anomalies_pb2.DriftSkewInfo.Measurement.Type
+_MEASURE_NAMES = {
+    _Measurement.L_INFTY: "L-infinity distance",
+    _Measurement.JENSEN_SHANNON_DIVERGENCE: "Jensen-Shannon divergence",
+    _Measurement.NORMALIZED_ABSOLUTE_DIFFERENCE: "normalized absolute difference",
+}
+_MEASURE_OF_REASON = {
+    _Type.COMPARATOR_L_INFTY_HIGH: _Measurement.L_INFTY,
+    _Type.COMPARATOR_JENSEN_SHANNON_DIVERGENCE_HIGH: _Measurement.JENSEN_SHANNON_DIVERGENCE,
+    _Type.COMPARATOR_NORMALIZED_ABSOLUTE_DIFFERENCE_HIGH: _Measurement.NORMALIZED_ABSOLUTE_DIFFERENCE,
+}
+_MOST_CHANGED = re.compile(r"The feature value with maximum difference is: (.*)$")
+NOT_COMPARED = "could not be compared"
+
+
+@dataclass(frozen=True)
+class Drift:
+    """One feature whose distribution moved beyond its threshold, with what it moved by per split.
+
+    `measure` is empty when the feature could not be compared (then `moved` holds TFDV's words)."""
+
+    feature: str
+    measure: str
+    allowed: float | None
+    moved: tuple[tuple[str, str], ...]  # (split, how far it moved)
+
+    def line(self) -> str:
+        splits = ", ".join(split for split, _ in self.moved)
+        where = f"{shown_name(self.feature)} [{splits} vs the baseline's data]"
+        texts = {text for _, text in self.moved}
+        moved = texts.pop() if len(texts) == 1 else ", ".join(f"{text} in {split}" for split, text in self.moved)
+        if not self.measure:
+            return f"{where}: {NOT_COMPARED} ({moved})"
+        return f"{where}: the distribution moved by {self.measure} {moved} (allowed {self.allowed:g})"
+
+
+def describe_drift(per_pair: Mapping[str, anomalies_pb2.Anomalies]) -> list[Drift]:
+    """The features of DistributionValidator's split pairs that moved beyond their thresholds, sorted."""
+    merged: dict[tuple[str, str, float | None], dict[str, str]] = {}
+    for pair, anomalies in per_pair.items():
+        split = _split_of_pair(pair)
+        for feature, measure, allowed, moved in _drift_of_pair(anomalies):
+            merged.setdefault((feature, measure, allowed), {})[split] = moved
+    return [
+        Drift(feature, measure, allowed, tuple(moved.items()))
+        for (feature, measure, allowed), moved in sorted(merged.items(), key=lambda item: item[0][:2])
+    ]
+
+
+def drift_summary(drift: list[Drift], schema_source: str) -> str:
+    """One line: how many features moved beyond the drift thresholds, and which."""
+    features = sorted({item.feature for item in drift})
+    noun = "feature moved" if len(features) == 1 else "features moved"
+    names = ", ".join(shown_name(feature) for feature in features)
+    return (
+        f"the data differs from the data the current model was trained on: {len(features)} {noun} beyond the "
+        f"drift thresholds of {schema_source} ({names})"
+    )
+
+
+def _drift_of_pair(anomalies: anomalies_pb2.Anomalies) -> list[tuple[str, str, float | None, str]]:
+    measurements = {
+        ".".join(info.path.step): {m.type: m for m in info.drift_measurements} for info in anomalies.drift_skew_info
+    }
+    result = []
+    for feature in sorted(anomalies.anomaly_info):
+        for reason in anomalies.anomaly_info[feature].reason:
+            kind = _MEASURE_OF_REASON.get(reason.type)
+            measurement = measurements.get(feature, {}).get(kind) if kind is not None else None
+            if measurement is None:
+                result.append((feature, "", None, _reword(reason.description) or NOT_COMPARED))
+                continue
+            moved = _moved(measurement.value, measurement.threshold)
+            most = _MOST_CHANGED.search(reason.description)
+            if most:
+                moved += f", most in the share of {most.group(1)}"
+            result.append((feature, _MEASURE_NAMES[kind], measurement.threshold, moved))
+    if anomalies.HasField("dataset_anomaly_info"):
+        result.append((DATASET, "", None, _found(anomalies.dataset_anomaly_info)))
+    return result
+
+
+def _moved(value: float, threshold: float) -> str:
+    """The value with two decimals, or as TFDV gives it (six significant digits) where two would not
+    show that it is above the threshold."""
+    text = f"{value:.2f}"
+    return text if float(text) > threshold else f"{value:.6g}"
+
+
+def _split_of_pair(pair: str) -> str:
+    """'train_train' -> 'train': DistributionValidator names a pair <split>_<baseline split>."""
+    half = len(pair) // 2
+    return pair[:half] if len(pair) % 2 == 1 and pair[half] == "_" and pair[:half] == pair[half + 1 :] else pair

@@ -23,12 +23,12 @@ output "pipeline_bucket" {
 
 output "pipeline_root" {
   description = "runner.pipeline_root."
-  value       = "gs://${google_storage_bucket.pipelines.name}/taxi-tips"
+  value       = "gs://${google_storage_bucket.pipelines.name}/${var.pipeline_name}"
 }
 
 output "data_path" {
   description = "data.path: copy the training CSV files here."
-  value       = "gs://${google_storage_bucket.data.name}/taxi"
+  value       = "gs://${google_storage_bucket.data.name}/${var.pipeline_name}"
 }
 
 output "models_bucket" {
@@ -49,6 +49,11 @@ output "state_bucket" {
 output "image_repository" {
   description = "Artifact Registry path of the pipeline images; GitHub variable GCP_IMAGE_REPOSITORY (dev)."
   value       = local.image_registry
+}
+
+output "pipeline_image" {
+  description = "The pipeline image without its digest: `make image` builds it, named after the pipeline."
+  value       = "${local.image_registry}/${var.pipeline_name}"
 }
 
 output "pipeline_service_account" {

@@ -9,6 +9,16 @@ variable "region" {
   default     = "us-central1"
 }
 
+variable "pipeline_name" {
+  description = "pipeline_name in configs/base.yaml: the folder of the pipeline root and of the data, the pipeline image's name and the `app` label."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{0,62}$", var.pipeline_name))
+    error_message = "pipeline_name: as in configs/base.yaml, a lowercase letter then up to 62 lowercase letters, digits and '-'."
+  }
+}
+
 variable "environment" {
   description = "Name of this environment, as in configs/vertex-<environment>.yaml (labels, names)."
   type        = string
@@ -20,7 +30,7 @@ variable "environment" {
 }
 
 variable "github_repository" {
-  description = "The GitHub repository allowed to authenticate, as owner/name (e.g. my-org/tfx-taxi)."
+  description = "The GitHub repository allowed to authenticate, as owner/name (e.g. my-org/my-tfx-pipeline)."
   type        = string
 
   validation {

@@ -20,7 +20,7 @@ provider "google" {
   region  = var.region
 
   default_labels = {
-    app        = "taxi-tips"
+    app        = var.pipeline_name
     managed-by = "terraform"
   }
 }

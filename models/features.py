@@ -1,9 +1,8 @@
-"""The taxi features the model uses, and how each one is encoded."""
+"""The taxi features the model uses, and how each one is encoded.
 
-LABEL_KEY = "tips"
-FARE_KEY = "fare"
-# A trip is a "big tip" when the tip is more than this share of the fare.
-BIG_TIP_SHARE = 0.2
+Every feature is a CSV column of the same name; serving requests carry exactly these
+(RAW_FEATURE_KEYS). The label is declared in models/label.py.
+"""
 
 # Skewed, non-negative amounts: log1p, then z-score.
 NUMERIC_FEATURE_KEYS = ["fare", "trip_miles", "trip_seconds"]
@@ -40,6 +39,3 @@ def integer_category_buckets(key: str) -> int:
     """How many indices an integer category takes: one per value in range, plus index 0."""
     low, high = INTEGER_CATEGORY_RANGES[key]
     return high - low + 2
-
-
-LABEL_XF = transformed_name(LABEL_KEY)

@@ -11,7 +11,9 @@ import tensorflow_transform as tft
 from tfx.components.trainer.fn_args_utils import DataAccessor, FnArgs
 from tfx_bsl.public import tfxio
 
-from models import features, serving
+from components.serving_checks import BINARY, MULTICLASS
+from models import features, label, serving
+from models.task import LABEL_XF, Task
 
 EMBEDDING_DIM = 8
 # Cached batches are shuffled between epochs, this many at a time.
@@ -41,24 +43,9 @@ def require_keras_2() -> None:
         )
 
 
-def skip_autograph_for_tf_keras() -> None:
-    """Stops AutoGraph from rewriting tf-keras's own training loop, as it already skips `keras`.
-
-    TF 2.16 lists `keras` but not `tf_keras` among the libraries AutoGraph leaves alone, so the
-    first `fit` in a process transpiles hundreds of tf-keras functions: about 16 s here, against
-    0.7 s with this rule. Our own code is still converted.
-    """
-    from tensorflow.python.autograph.core import config as autograph_config
-
-    rule = autograph_config.DoNotConvert("tf_keras")
-    if not any(getattr(r, "_prefix", None) == "tf_keras" for r in autograph_config.CONVERSION_RULES):
-        autograph_config.CONVERSION_RULES = (rule, *autograph_config.CONVERSION_RULES)
-
-
 def build_model(tf_transform_output: tft.TFTransformOutput, hp: Hyperparameters) -> tf.keras.Model:
     """A small deep network over z-scored amounts and embedded categories and buckets."""
     require_keras_2()
-    skip_autograph_for_tf_keras()
     inputs: dict[str, tf.keras.Input] = {}
     encoded = []
     for key in features.NUMERIC_FEATURE_KEYS:
@@ -78,15 +65,24 @@ def build_model(tf_transform_output: tft.TFTransformOutput, hp: Hyperparameters)
     hidden = tf.keras.layers.concatenate(encoded)
     for units in hp.hidden_units:
         hidden = tf.keras.layers.Dense(units, activation="relu")(hidden)
-    probability = tf.keras.layers.Dense(1, activation="sigmoid", name="probability")(hidden)
-
-    model = tf.keras.Model(inputs=inputs, outputs=probability)
-    model.compile(
-        optimizer=tf.keras.optimizers.Adam(hp.learning_rate),
-        loss=tf.keras.losses.BinaryCrossentropy(),
-        metrics=[tf.keras.metrics.AUC(name="auc"), tf.keras.metrics.BinaryAccuracy(name="accuracy")],
-    )
+    output, loss, metrics = task_head(label.TASK)
+    model = tf.keras.Model(inputs=inputs, outputs=output(hidden))
+    model.compile(optimizer=tf.keras.optimizers.Adam(hp.learning_rate), loss=loss, metrics=metrics)
     return model
+
+
+def task_head(task: Task) -> tuple[tf.keras.layers.Layer, tf.keras.losses.Loss, list[tf.keras.metrics.Metric]]:
+    """The output layer, loss and training metrics for the task (models/label.py)."""
+    if task.kind == BINARY:
+        layer = tf.keras.layers.Dense(1, activation="sigmoid", name="probability")
+        metrics = [tf.keras.metrics.AUC(name="auc"), tf.keras.metrics.BinaryAccuracy(name="accuracy")]
+        return layer, tf.keras.losses.BinaryCrossentropy(), metrics
+    if task.kind == MULTICLASS:
+        layer = tf.keras.layers.Dense(task.output_width, activation="softmax", name="probabilities")
+        metrics = [tf.keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
+        return layer, tf.keras.losses.SparseCategoricalCrossentropy(), metrics
+    layer = tf.keras.layers.Dense(1, name="prediction")
+    return layer, tf.keras.losses.MeanSquaredError(), [tf.keras.metrics.RootMeanSquaredError(name="rmse")]
 
 
 def input_dataset(
@@ -106,8 +102,8 @@ def input_dataset(
     @tf.autograph.experimental.do_not_convert
     def transform(raw_features: dict[str, tf.Tensor]) -> tuple[dict[str, tf.Tensor], tf.Tensor]:
         transformed = transform_layer(raw_features)
-        label = transformed.pop(features.LABEL_XF)
-        return transformed, label
+        target = transformed.pop(LABEL_XF)
+        return transformed, target
 
     raw = data_accessor.tf_dataset_factory(
         file_pattern,

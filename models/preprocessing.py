@@ -1,11 +1,12 @@
-"""The Transform step: turns raw taxi features into model inputs and the label."""
+"""The Transform step: turns raw taxi features into model inputs, and computes the label (models/label.py)."""
 
 from __future__ import annotations
 
 import tensorflow as tf
 import tensorflow_transform as tft
 
-from models import features
+from models import features, label
+from models.task import LABEL_XF, label_tensor
 
 # Transform traces preprocessing_fn into a TF1 graph: on the taxi sample the step takes about
 # two-thirds of the time it takes in TF2 mode, which traces the function again for every analysis
@@ -21,12 +22,6 @@ def fill_in_missing(value: tf.Tensor | tf.SparseTensor) -> tf.Tensor:
     default = "" if value.dtype == tf.string else tf.cast(0, value.dtype)
     dense = tf.sparse.to_dense(tf.SparseTensor(value.indices, value.values, [value.dense_shape[0], 1]), default)
     return tf.squeeze(dense, axis=1)
-
-
-def big_tip_label(fare: tf.Tensor, tips: tf.Tensor) -> tf.Tensor:
-    """1 when the tip is more than BIG_TIP_SHARE of the fare, else 0."""
-    is_big = tf.greater(tf.cast(tips, tf.float32), tf.cast(fare, tf.float32) * features.BIG_TIP_SHARE)
-    return tf.cast(is_big, tf.int64)
 
 
 def integer_category(value: tf.Tensor, low: int, high: int) -> tf.Tensor:
@@ -57,9 +52,8 @@ def preprocessing_fn(inputs: dict[str, tf.Tensor | tf.SparseTensor]) -> dict[str
     for key, (low, high) in features.INTEGER_CATEGORY_RANGES.items():
         outputs[features.transformed_name(key)] = integer_category(fill_in_missing(inputs[key]), low, high)
 
-    # The label is absent at serving time; only training and evaluation data carry it.
-    if features.LABEL_KEY in inputs:
-        outputs[features.LABEL_XF] = big_tip_label(
-            fill_in_missing(inputs[features.FARE_KEY]), fill_in_missing(inputs[features.LABEL_KEY])
-        )
+    # The label's columns are absent at serving time; only training and evaluation data carry them.
+    if all(column in inputs for column in label.COLUMNS):
+        columns = {column: fill_in_missing(inputs[column]) for column in label.COLUMNS}
+        outputs[LABEL_XF] = label_tensor(label.TASK, label.compute(columns))
     return outputs

@@ -1,10 +1,12 @@
 """Serving signatures: every entry point applies the Transform graph before the model.
 
 - `serving_default`: one tensor per raw feature, the JSON `instances` that Vertex AI endpoints send
-  ({"fare": 12.5, "payment_type": "Cash", ...}) -> {"probabilities": [batch, 1]}. A Vertex AI predict
-  request cannot name a signature: TF Serving behind the endpoint always calls this one.
-- `serving_examples`: serialized `tf.Example`s (no label) -> {"probabilities": [batch, 1]}, for TFMA
-  and for batch prediction from TFRecord files.
+  ({"fare": 12.5, "payment_type": "Cash", ...}) -> the task's answer (models/label.py TASK):
+  {"probabilities": [batch, 1]} for binary classification (the positive class), [batch, classes]
+  for multi-class, {"predictions": [batch, 1]} for regression. A Vertex AI predict request cannot
+  name a signature: TF Serving behind the endpoint always calls this one.
+- `serving_examples`: serialized `tf.Example`s (no label) -> the same answer, for TFMA and for batch
+  prediction from TFRecord files.
 - `transform_features`: serialized examples -> transformed features and label, for TFMA.
 """
 
@@ -12,9 +14,9 @@ from __future__ import annotations
 
 import tensorflow as tf
 import tensorflow_transform as tft
-from tensorflow_transform.saved import saved_transform_io_v2
 
-from models import features
+from components.fast import transform_export
+from models import features, label
 
 DEFAULT_SIGNATURE = "serving_default"
 EXAMPLES_SIGNATURE = "serving_examples"
@@ -23,24 +25,23 @@ TRANSFORM_SIGNATURE = "transform_features"
 
 def export(model: tf.keras.Model, tf_transform_output: tft.TFTransformOutput, export_dir: str) -> None:
     # A plain module holding the model's variables and the Transform graph (with its vocabulary
-    # assets), and no Keras object: saving one makes Keras trace its calls again for its own loader,
-    # which nothing here uses. The signatures are the whole interface. The Transform graph is loaded
-    # as TFT's `transform_features_layer()` loads it, without that layer's Keras wrapper, and its
-    # state is tracked the way the layer tracks it (the loader's attributes): export 2.2 -> 1.2 s,
-    # loading the SavedModel 0.8 -> 0.3 s.
+    # assets), not the Keras model: saving one makes Keras trace its calls again for its own loader,
+    # which nothing here uses. The signatures are the whole interface. `transform_export.load` gives
+    # TFT's `transform_features_layer()`, or with the pipeline's fast path on, the same graph
+    # without that layer's Keras wrapper (components/fast/transform_export.py).
     exported = tf.Module()
     exported.model_variables = list(model.variables)
-    transform = saved_transform_io_v2.SavedModelLoader(tf_transform_output.transform_savedmodel_dir)
-    exported.transform_graph = transform.__dict__
+    transform = transform_export.load(tf_transform_output)
+    exported.transform_graph = transform.state
     raw_spec = tf_transform_output.raw_feature_spec()
     serving_spec = {key: spec for key, spec in raw_spec.items() if key in features.RAW_FEATURE_KEYS}
 
     # The signatures below are plain tensor code, traced without AutoGraph: converting the Transform
     # layer and the model's call would add seconds to every export.
     def predict(raw_features: dict[str, tf.Tensor | tf.SparseTensor]) -> dict[str, tf.Tensor]:
-        transformed = transform.apply_transform_model(raw_features)
+        transformed = transform.apply(raw_features)
         model_inputs = {name: transformed[name] for name in model.input_names}
-        return {"probabilities": model(model_inputs)}
+        return {label.TASK.output_key: model(model_inputs)}
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")], autograph=False)
     def serve_examples(serialized: tf.Tensor) -> dict[str, tf.Tensor]:
@@ -55,7 +56,7 @@ def export(model: tf.keras.Model, tf_transform_output: tft.TFTransformOutput, ex
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")], autograph=False)
     def transform_features(serialized: tf.Tensor) -> dict[str, tf.Tensor]:
-        return transform.apply_transform_model(tf.io.parse_example(serialized, raw_spec))
+        return transform.apply(tf.io.parse_example(serialized, raw_spec))
 
     tf.saved_model.save(
         exported,

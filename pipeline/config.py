@@ -8,6 +8,7 @@ pipeline's TFX components can honour, so a bad value never gets as far as TFX.
 
 from __future__ import annotations
 
+import json
 import re
 import types
 import typing
@@ -16,10 +17,21 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PositiveInt,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
+from components import eval_metrics, serving_checks
 from components.cloud_labels import LABEL_KEY, LABEL_VALUE, MAX_LABELS
-from pipeline.deploy_config import EndpointConfig, RegistryConfig
+from components.serving_checks import Task
+from pipeline.deploy_config import EndpointConfig, RegistryConfig, SmokeTestConfig
 from pipeline.image import require_digest
 from pipeline.paths import CONFIG_DIR
 
@@ -37,6 +49,9 @@ class ConfigError(Exception):
 HASH_BUCKETS = 100
 # TFX's TrainArgs and EvalArgs hold num_steps as a 32-bit integer.
 MAX_STEPS = 2**31 - 1
+# Cell values read as missing by default, besides the empty cell (data.missing_values).
+DEFAULT_MISSING_VALUES = ("", "NA", "N/A", "null")
+MAX_MISSING_TOKEN = 64
 
 
 class _Strict(BaseModel):
@@ -47,6 +62,22 @@ class _Strict(BaseModel):
 class DataConfig(_Strict):
     path: str | None = Field(default=None, description="Folder of CSV files; null = the taxi sample shipped with tfx.")
     eval_fraction: float = 0.33
+    # Cell values that mean "no value", as an empty cell does (an empty cell always does): CsvExampleGen
+    # writes them as a feature without a value, and the preflight check and `make schema` read them so.
+    missing_values: list[str] = list(DEFAULT_MISSING_VALUES)
+
+    @field_validator("missing_values")
+    @classmethod
+    def _one_line_tokens(cls, tokens: list[str]) -> list[str]:
+        for token in tokens:
+            if "\n" in token or "\r" in token or len(token) > MAX_MISSING_TOKEN:
+                raise ValueError(f"each value is one line of at most {MAX_MISSING_TOKEN} characters (got {token!r})")
+        return tokens
+
+    @property
+    def missing_tokens(self) -> tuple[str, ...]:
+        """Every cell value read as missing: the empty cell and `missing_values`."""
+        return tuple(dict.fromkeys(["", *self.missing_values]))
 
     @field_validator("eval_fraction")
     @classmethod
@@ -68,10 +99,62 @@ class TrainingConfig(_Strict):
     hidden_units: list[PositiveInt] = Field(min_length=1)
 
 
+class BlessingConfig(_Strict):
+    """When the Evaluator blesses a model: its `metric` over the eval split between `minimum` and
+    `maximum`, and no more than `max_drop` worse than the baseline's (the last registered model).
+
+    For a metric where higher is better (auc, accuracy) `minimum` is the bar and `maximum` an optional
+    ceiling: a score above it is too good to be true (most often a label that leaks into the
+    features) and is not blessed. For an error (mae, mse, rmse) `maximum` is the bar and `minimum`
+    the optional floor. `max_drop`: how much worse than the baseline (lower, or for an error higher);
+    null = not compared with the baseline.
+    """
+
+    metric: str
+    minimum: float | None = None
+    maximum: float | None = None
+    max_drop: float | None = Field(default=None, ge=0)
+
+    @field_validator("metric")
+    @classmethod
+    def _known_metric(cls, name: str) -> str:
+        if name not in eval_metrics.ALL_METRIC_NAMES:
+            raise ValueError(f"expected one of {', '.join(eval_metrics.ALL_METRIC_NAMES)} (got {name!r})")
+        return name
+
+    @model_validator(mode="after")
+    def _bounds(self) -> BlessingConfig:
+        bar = "minimum" if eval_metrics.higher_is_better(self.metric) else "maximum"
+        if getattr(self, bar) is None:
+            better = "higher" if bar == "minimum" else "lower"
+            raise ValueError(f"{bar} is required: the bar {self.metric} must reach to be blessed ({better} is better)")
+        if self.minimum is not None and self.maximum is not None and self.minimum >= self.maximum:
+            raise ValueError(f"minimum ({self.minimum}) must be below maximum ({self.maximum})")
+        return self
+
+    @property
+    def higher_is_better(self) -> bool:
+        return eval_metrics.higher_is_better(self.metric)
+
+
 class EvaluationConfig(_Strict):
-    min_auc: float = Field(ge=0, le=1)
-    max_auc_drop: float = Field(ge=0, le=1)
+    # Reported besides the blessing metric and the example count (names: see BlessingConfig).
+    metrics: list[str] = []
+    blessing: BlessingConfig
     slice_features: list[str] = []
+
+    @field_validator("metrics")
+    @classmethod
+    def _known_metrics(cls, names: list[str]) -> list[str]:
+        unknown = [name for name in names if name not in eval_metrics.ALL_METRIC_NAMES]
+        if unknown:
+            raise ValueError(f"expected names from {', '.join(eval_metrics.ALL_METRIC_NAMES)} (got {unknown})")
+        return names
+
+    @property
+    def metric_names(self) -> list[str]:
+        """The blessing metric first, then the other reported ones."""
+        return list(dict.fromkeys([self.blessing.metric, *self.metrics]))
 
 
 class BeamConfig(_Strict):
@@ -199,6 +282,31 @@ class VertexRunnerConfig(_Strict):
 RunnerConfig = Annotated[LocalRunnerConfig | VertexRunnerConfig, Field(discriminator="kind")]
 
 
+class FastPathsConfig(_Strict):
+    """The fast paths of components/fast/: each one on (the default) or TFX's stock behaviour.
+
+    `fast_paths: false` turns them all off; `fast_paths: {csv_examples: false}` one of them. Each
+    gives the same output as the stock path (tests/components/fast/); off is for ruling them out
+    when something looks wrong, and for checking a library upgrade.
+    """
+
+    # CsvExampleGen's block-wise executor (on Dataflow it runs TFX's own conversion either way).
+    csv_examples: bool = True
+    # The Evaluator's `module_path`: TFMA's extractors with each batch trimmed.
+    eval_extractors: bool = True
+    # The exported SavedModel holds the Transform graph without TFT's Keras layer.
+    transform_export: bool = True
+    # AutoGraph leaves tf-keras's training loop alone in the Trainer.
+    autograph: bool = True
+
+    @model_validator(mode="before")
+    @classmethod
+    def _all_or_nothing(cls, value: Any) -> Any:
+        if isinstance(value, bool):
+            return dict.fromkeys(cls.model_fields, value)
+        return value
+
+
 class PipelineConfig(_Strict):
     pipeline_name: str = Field(pattern=r"^[a-z][a-z0-9-]{0,62}$")
     data: DataConfig = DataConfig()
@@ -206,10 +314,24 @@ class PipelineConfig(_Strict):
     training: TrainingConfig
     evaluation: EvaluationConfig
     runner: RunnerConfig
+    fast_paths: FastPathsConfig = FastPathsConfig()
     # Vertex AI only (pipeline/deploy_config.py): the Model Registry model blessed models become
     # versions of, and the endpoint `python -m pipeline promote` manages.
     registry: RegistryConfig | None = None
     endpoint: EndpointConfig | None = None
+    # The file that set each key (load_config), for one-line errors found after validation.
+    _sources: dict[tuple[str, ...], str] = PrivateAttr(default_factory=dict)
+
+    def source_of(self, *location: str) -> str:
+        """The config file that set `location` (a dotted key's parts), or 'config' when unknown."""
+        return _source_of(location, self._sources) or "config"
+
+    @property
+    def serving_instances_path(self) -> Path:
+        """The serving instances: what the endpoint's smoke test sends after a deploy, and what the
+        pipeline's smoke test sends to every blessed model (`endpoint.smoke_test.instances_file`)."""
+        smoke_test = self.endpoint.smoke_test if self.endpoint else SmokeTestConfig()
+        return smoke_test.instances_path
 
 
 def vertex_config_path(env: str) -> Path:
@@ -249,7 +371,79 @@ def load_config(
     except ValidationError as error:
         raise ConfigError(_describe(error, sources, [str(f) for f in files])) from None
     _check_runner_constraints(config, sources, [str(f) for f in files])
+    config._sources = dict(sources)
     return config
+
+
+def check_against_model(
+    config: PipelineConfig,
+    *,
+    task: Task,
+    features: Sequence[str],
+    columns: Mapping[str, str | None] | None,
+    columns_from: str = "the schema",
+) -> list[dict[str, Any]]:
+    """Raises ConfigError, one line, where the config does not fit the model's declarations or the
+    data's columns; returns the serving instances.
+
+    Checked: the evaluation metrics apply to the task (models/label.py); every slice feature is a
+    column; the serving instances carry exactly the model's `features`, each value of its column's
+    type. `columns` maps each column (of the schema, or of the data's header) to 'int', 'float' or
+    'string' (None: type not known); `columns` None when not known here (a schema in Cloud Storage
+    and data there too), which skips the column checks.
+    """
+    for location, names in (
+        (("evaluation", "blessing", "metric"), [config.evaluation.blessing.metric]),
+        (("evaluation", "metrics"), config.evaluation.metrics),
+    ):
+        for name in names:
+            try:
+                eval_metrics.definition(name, task)
+            except KeyError as error:
+                raise ConfigError(
+                    f"{config.source_of(*location)}: {'.'.join(location)}: {error.args[0]} "
+                    f"(the task in models/label.py: {task.describe()})"
+                ) from None
+    if columns is not None:
+        for name in config.evaluation.slice_features:
+            if name not in columns:
+                raise ConfigError(
+                    f"{config.source_of('evaluation', 'slice_features')}: evaluation.slice_features: '{name}' is not "
+                    f"a column of {columns_from} (its columns: {', '.join(sorted(columns))})"
+                )
+    path = config.serving_instances_path
+    instances = read_serving_instances(path)
+    problems = serving_checks.instance_problems(instances, features)
+    if columns is not None:
+        types = {name: columns[name] for name in features if name in columns}
+        problems += serving_checks.value_type_problems(instances, types)
+    if problems:
+        raise ConfigError(
+            f"{path}: {problems[0]} (the serving instances carry exactly the model's features, models/features.py, "
+            f"typed as in {columns_from})"
+        )
+    return instances
+
+
+def read_serving_instances(path: Path) -> list[dict[str, Any]]:
+    """The JSON list of serving instances in `path`, unchecked; ConfigError when it cannot be read."""
+    try:
+        instances = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise ConfigError(f"{path}: cannot read the serving instances ({error.strerror})") from None
+    except ValueError as error:
+        raise ConfigError(f"{path}: not JSON: {error}") from None
+    if not isinstance(instances, list):
+        raise ConfigError(f"{path}: expected a JSON list of instances, got {type(instances).__name__}")
+    return instances
+
+
+def schema_column_types(schema: Any) -> dict[str, str]:  # tensorflow_metadata Schema proto
+    """Each feature of a schema as 'int', 'float' or 'string' (the JSON type a serving instance gives it)."""
+    from tensorflow_metadata.proto.v0 import schema_pb2
+
+    kinds = {schema_pb2.INT: "int", schema_pb2.FLOAT: "float"}
+    return {feature.name: kinds.get(feature.type, "string") for feature in schema.feature}
 
 
 def _check_runner_constraints(config: PipelineConfig, sources: dict[tuple[str, ...], str], files: list[str]) -> None:

@@ -25,6 +25,8 @@ ENDPOINT_ID = re.compile(r"[a-z]([a-z0-9-]{0,61}[a-z0-9])?|[1-9][0-9]{0,8}")
 # A bucket, optionally with a folder: gs://my-tfx-dev-models[/folder].
 MODELS_BUCKET = re.compile(r"gs://[a-z0-9][a-z0-9._-]{1,61}[a-z0-9](/[^\s/]+)*/?")
 MACHINE_TYPE = r"^[a-z][a-z0-9-]*$"
+# The serving instances: raw feature values as clients send them (models/features.py's features).
+SERVING_INSTANCES_FILE = "configs/smoke_instances.json"
 SERVICE_ACCOUNT = r"^[a-z0-9][a-z0-9-]*@[a-z0-9-]+(\.[a-z0-9-]+)*\.gserviceaccount\.com$"
 
 
@@ -94,8 +96,9 @@ class SmokeTestConfig(_Strict):
     """The predict requests sent after a canary deploy, and what they must show (docs/promotion.md)."""
 
     # JSON list of instances (raw feature values), relative to the repository root; every request
-    # carries all of them.
-    instances_file: str = "configs/smoke_instances.json"
+    # carries all of them. The pipeline's smoke test of every blessed model sends the same ones
+    # (PipelineConfig.serving_instances_path), so a model that cannot answer them is never registered.
+    instances_file: str = SERVING_INSTANCES_FILE
     # Requests sent: at least min_predictions, and enough that the canary answers warmup_answers + 1
     # of them unless with probability max_miss_probability; a canary that needs more than
     # max_predictions is refused before anything changes.

@@ -5,8 +5,9 @@ intended change; review the diff like code.
 
 Normalized, because they change for reasons unrelated to this pipeline's definition:
 - sdkVersion and the tfx_version / tfx_py_version labels: TFX and Python versions (the lock).
-- source_fingerprint values in custom_config: hashes of models/*.py, so every model code edit
-  would touch the goldens. test_compile.py checks them against the current sources instead.
+- source_fingerprint values, in custom_config (Transform, Trainer) and as a parameter of every
+  step whose code is in this repository: hashes of that code (pipeline/fingerprint.py), so every
+  code edit would touch the goldens. test_compile.py checks them against the current sources instead.
 Nothing else in the spec is volatile: TFX writes no timestamps and the image is fixed here.
 """
 
@@ -29,6 +30,8 @@ ENVIRONMENTS = ("dev", "prod")
 TEST_IMAGE = "us-central1-docker.pkg.dev/my-tfx-dev/pipelines/taxi-tips@sha256:" + "0123456789abcdef" * 4
 
 _FINGERPRINT = re.compile(r'("source_fingerprint": ")[0-9a-f]{16}(")')
+_FINGERPRINT_PARAMETER = "source_fingerprint"
+_HIDDEN = "<fingerprint>"
 _VERSION_LABELS = ("tfx_version", "tfx_py_version")
 
 
@@ -54,12 +57,24 @@ def normalize(document: dict[str, Any]) -> dict[str, Any]:
 
 def _replace_strings(value: Any) -> Any:
     if isinstance(value, str):
-        return _FINGERPRINT.sub(r"\1<fingerprint>\2", value)
+        return _FINGERPRINT.sub(rf"\1{_HIDDEN}\2", value)
     if isinstance(value, dict):
-        return {key: _replace_strings(item) for key, item in value.items()}
+        return {
+            key: _hide_fingerprint(item) if key == _FINGERPRINT_PARAMETER else _replace_strings(item)
+            for key, item in value.items()
+        }
     if isinstance(value, list):
         return [_replace_strings(item) for item in value]
     return value
+
+
+def _hide_fingerprint(parameter: Any) -> Any:
+    """A `source_fingerprint` task parameter ({"runtimeValue": {"constantValue": {"stringValue": ...}}})."""
+    if isinstance(parameter, str):
+        return re.sub(r"^[0-9a-f]{16}$", _HIDDEN, parameter)
+    if isinstance(parameter, dict):
+        return {key: _hide_fingerprint(item) for key, item in parameter.items()}
+    return parameter
 
 
 def render(document: dict[str, Any]) -> str:

@@ -43,6 +43,15 @@ class RegisteredModel:
     registered_as: str
 
 
+@dataclass(frozen=True)
+class TrainingStatistics:
+    """The statistics of the data a registered model was trained on: the StatisticsGen output folder
+    of the run that registered it, and which model that is, in words."""
+
+    uri: str
+    data_of: str
+
+
 BaselineSource = LocalMetadataSource | RegistrySource | NoSource
 _KINDS: dict[str, type[BaselineSource]] = {
     "ml_metadata": LocalMetadataSource,

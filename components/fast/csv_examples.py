@@ -6,23 +6,32 @@ blocks with tfx_bsl's C++ `RecordBatchToExamplesEncoder`, and writes the same ex
 
 - a column's type follows TFX's rule over all files of the split: INT if every non-empty value is
   an int64, else FLOAT if every one is a float, else STRING;
-- an empty cell is a feature with no values, as in TFX's output;
+- an empty cell is a feature with no values, as in TFX's output, and so is a cell holding one of
+  the configured missing-value tokens (`data.missing_values`, read from custom_config as
+  components/csv_examples.py reads them);
 - each example goes to the split TFX's executor would put it in.
 
 Unlike in TFX's executor, a file, not a line, is the unit of parallel work: this runs only on the
-DirectRunner. On Dataflow, TFX's own conversion spreads the lines of every file over the workers.
+DirectRunner. On other runners (Dataflow, on Vertex AI) the executor runs TFX's own Do and
+conversion unchanged, which spread the lines of every file over the workers. Stock behaviour:
+`fast_paths.csv_examples: false` (components/csv_examples.py's CsvExampleGen with TFX's executor);
+tests/components/fast/test_csv_examples.py checks that both write the same examples in the same splits.
 
-The component's driver fingerprints the input files by their content (TFX's by their sizes and
-modification times), so that TFX's cache never reuses examples of files whose content changed:
-see ContentFingerprintDriver. A UTF-8 byte-order mark before the header is skipped.
+Library internals it relies on (re-check on a TFX or tfx_bsl upgrade):
+- `tfx.components.example_gen.base_example_gen_executor._PartitionFn` (private): the hash of the
+  serialized example that picks its split; and that TFX's `Do` still writes what `Executor.Do`
+  writes here (split folders, `data_tfrecord-*.gz` shards, payload and file format properties);
+- `tfx.components.example_gen.csv_example_gen.executor`'s type rule (INT, FLOAT, STRING per column
+  over all files) and how it writes empty cells;
+- `tfx_bsl.coders.example_coder.RecordBatchToExamplesEncoder` (its feature order is not stable, so
+  the examples are re-serialized with sorted keys).
+A UTF-8 byte-order mark before the header is skipped.
 """
 
 from __future__ import annotations
 
 import functools
-import hashlib
 import itertools
-import os
 import random
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, NamedTuple
@@ -35,19 +44,18 @@ import tensorflow as tf
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 from tensorflow.core.example.example_pb2 import Example
-from tfx.components.example_gen import driver as example_gen_driver
-from tfx.components.example_gen import input_processor, write_split
 from tfx.components.example_gen import utils as example_gen_utils
+from tfx.components.example_gen import write_split
 from tfx.components.example_gen.base_example_gen_executor import BaseExampleGenExecutor, _PartitionFn
-from tfx.components.example_gen.csv_example_gen import component as tfx_csv_example_gen
-from tfx.components.example_gen.csv_example_gen import executor as tfx_csv_executor
 from tfx.components.util import examples_utils
 from tfx.dsl.components.base import executor_spec
 from tfx.dsl.io import fileio
-from tfx.proto import example_gen_pb2, range_config_pb2
+from tfx.proto import example_gen_pb2
 from tfx.types import Artifact, artifact_utils, standard_component_specs
 from tfx.utils import io_utils, proto_utils
 from tfx_bsl.coders import example_coder
+
+from components import csv_examples
 
 INT, FLOAT, STRING = "INT", "FLOAT", "STRING"
 # Lowest to highest: a column takes the highest type any of its values needs.
@@ -57,7 +65,6 @@ _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 BLOCK_BYTES = 16 << 20
 INCOMPLETE_SUFFIX = ".incomplete"
 BYTE_ORDER_MARK = "\ufeff"
-_HASH_CHUNK_BYTES = 1 << 20
 
 ColumnTypes = Mapping[str, str | None]
 
@@ -66,8 +73,8 @@ class CsvTypeError(ValueError):
     """The CSV files cannot be turned into examples."""
 
 
-def read_blocks(path: str, block_bytes: int = BLOCK_BYTES) -> Iterator[pa.RecordBatch]:
-    """The file's rows as blocks of string columns; empty cells are null."""
+def read_blocks(path: str, block_bytes: int = BLOCK_BYTES, missing: Sequence[str] = ("",)) -> Iterator[pa.RecordBatch]:
+    """The file's rows as blocks of string columns; empty cells, and cells holding a `missing` token, are null."""
     with FileSystems.open(path) as stream:
         reader = pa_csv.open_csv(
             stream,
@@ -75,7 +82,7 @@ def read_blocks(path: str, block_bytes: int = BLOCK_BYTES) -> Iterator[pa.Record
             parse_options=pa_csv.ParseOptions(newlines_in_values=True),
             convert_options=pa_csv.ConvertOptions(
                 column_types=_all_strings(path),
-                null_values=[""],
+                null_values=list(dict.fromkeys(["", *missing])),
                 strings_can_be_null=True,
                 quoted_strings_can_be_null=True,
             ),
@@ -91,10 +98,10 @@ def _all_strings(path: str) -> dict[str, pa.DataType]:
     return {name: pa.string() for name in names}
 
 
-def infer_column_types(path: str) -> dict[str, str | None]:
+def infer_column_types(path: str, missing: Sequence[str] = ("",)) -> dict[str, str | None]:
     """Each column's type in one file; None for a column with no values."""
     types: dict[str, str | None] = {name: None for name in _all_strings(path)}
-    for block in read_blocks(path):
+    for block in read_blocks(path, missing=missing):
         for name, column in zip(block.schema.names, block.columns, strict=True):
             types[name] = _wider(types[name], _column_type(column))
     return types
@@ -110,7 +117,7 @@ def merge_column_types(per_file: Iterable[ColumnTypes]) -> dict[str, str | None]
     return merged
 
 
-def encode_file(path: str, column_types: ColumnTypes) -> Iterator[bytes]:
+def encode_file(path: str, column_types: ColumnTypes, missing: Sequence[str] = ("",)) -> Iterator[bytes]:
     """The file's rows as serialized tf.Examples, features in the columns' types."""
     # A column with no value in any file has no type: TFX writes it as a feature without values.
     untyped = [name for name, column_type in column_types.items() if column_type is None]
@@ -118,7 +125,7 @@ def encode_file(path: str, column_types: ColumnTypes) -> Iterator[bytes]:
     # Rows leave in a shuffled order within each block (seeded by the file name: the same on every
     # run), so training input is mixed even where the global shuffle is skipped (Executor.Do).
     shuffler = random.Random(path)
-    for block in read_blocks(path):
+    for block in read_blocks(path, missing=missing):
         names = [name for name in block.schema.names if column_types[name] is not None]
         lists = [_as_lists(block.column(name), column_types[name]) for name in names]
         encoded_rows = encoder.encode(pa.RecordBatch.from_arrays(lists, names))
@@ -198,7 +205,12 @@ class Shard(NamedTuple):
     split_files: Sequence[str]
 
 
-def write_shards(shard: Shard, column_types: ColumnTypes, partition: Callable[[bytes], int] | None) -> None:
+def write_shards(
+    shard: Shard,
+    column_types: ColumnTypes,
+    partition: Callable[[bytes], int] | None,
+    missing: Sequence[str] = ("",),
+) -> None:
     """Writes one CSV file's examples into its split files, each under a temporary name until done
     (and removed if the file fails).
 
@@ -210,7 +222,7 @@ def write_shards(shard: Shard, column_types: ColumnTypes, partition: Callable[[b
     writers = [tf.io.TFRecordWriter(name, options) for name in writing]
     try:
         try:
-            for record in encode_file(shard.path, column_types):
+            for record in encode_file(shard.path, column_types, missing):
                 writers[partition(record) if partition else 0].write(record)
         finally:
             for writer in writers:
@@ -231,11 +243,11 @@ def _csv_files(exec_properties: dict[str, Any], split_pattern: str) -> list[str]
     return files
 
 
-def _column_types(paths: beam.PCollection, label: str) -> beam.pvalue.AsSingleton:
+def _column_types(paths: beam.PCollection, label: str, missing: Sequence[str]) -> beam.pvalue.AsSingleton:
     """The column types over all files (TFX's rule needs every value of a column before encoding)."""
     return beam.pvalue.AsSingleton(
         paths
-        | f"InferColumnTypes{label}" >> beam.Map(infer_column_types)
+        | f"InferColumnTypes{label}" >> beam.Map(infer_column_types, missing=missing)
         | f"MergeColumnTypes{label}" >> beam.CombineGlobally(merge_column_types)
     )
 
@@ -244,9 +256,10 @@ class Executor(BaseExampleGenExecutor):
     """CsvExampleGen's executor, with block-wise conversion (see the module docstring)."""
 
     def GetInputSourceToExamplePTransform(self) -> beam.PTransform:
-        """TFX's own conversion, for TFX's Do on other runners: a line, not a file, is the unit of
-        parallel work there, so one large CSV file is spread over Dataflow's workers."""
-        return tfx_csv_executor.Executor().GetInputSourceToExamplePTransform()
+        """TFX's own conversion (reading the missing-value tokens), for TFX's Do on other runners: a
+        line, not a file, is the unit of parallel work there, so one large CSV file is spread over
+        Dataflow's workers."""
+        return csv_examples.Executor().GetInputSourceToExamplePTransform()
 
     def Do(
         self,
@@ -278,6 +291,7 @@ class Executor(BaseExampleGenExecutor):
         folders = {split: artifact_utils.get_split_uri([examples], split) for split in split_names}
         for folder in folders.values():
             fileio.makedirs(folder)
+        missing = csv_examples.missing_values(exec_properties)
         with self._make_beam_pipeline() as pipeline:
             for index, (pattern, outputs, partition) in enumerate(_split_plan(input_config, output_config)):
                 files = _csv_files(exec_properties, pattern)
@@ -286,9 +300,10 @@ class Executor(BaseExampleGenExecutor):
                     for number, path in enumerate(files)
                 ]
                 csv_shards = pipeline | f"CsvFiles[{index}]" >> beam.Create(shards)
-                column_types = _column_types(csv_shards | f"Paths[{index}]" >> beam.Keys(), f"[{index}]")
+                paths = csv_shards | f"Paths[{index}]" >> beam.Keys()
+                column_types = _column_types(paths, f"[{index}]", missing)
                 _ = csv_shards | f"WriteShards[{index}]" >> beam.Map(
-                    write_shards, column_types=column_types, partition=partition
+                    write_shards, column_types=column_types, partition=partition, missing=missing
                 )
         examples_utils.set_payload_format(examples, example_gen_pb2.FORMAT_TF_EXAMPLE)
         examples_utils.set_file_format(examples, write_split.to_file_format_str(example_gen_pb2.FORMAT_TFRECORDS_GZIP))
@@ -319,73 +334,8 @@ def _runs_in_process(beam_pipeline_args: list[str] | None) -> bool:
     return runner in (None, "DirectRunner", "direct")
 
 
-def split_content_fingerprint(split_name: str, pattern: str) -> str:
-    """TFX's fingerprint line of one input split, with a hash of the files' names and bytes in place
-    of their modification times (tfx.utils.io_utils.generate_fingerprint)."""
-    files = sorted(fileio.glob(pattern))
-    digest = hashlib.sha256()
-    total_bytes = 0
-    for path in files:
-        size = fileio.stat(path).length
-        total_bytes += size
-        digest.update(f"{os.path.basename(path)}\0{size}\0".encode())
-        with fileio.open(path, "rb") as stream:
-            while chunk := stream.read(_HASH_CHUNK_BYTES):
-                digest.update(chunk)
-    return f"split:{split_name},num_files:{len(files)},total_bytes:{total_bytes},sha256:{digest.hexdigest()}"
-
-
-class ContentFingerprintInputProcessor(input_processor.FileBasedInputProcessor):
-    """TFX's file-based input processor (spans, versions), fingerprinting the files by content."""
-
-    def __init__(
-        self,
-        input_base_uri: str,
-        splits: Iterable[example_gen_pb2.Input.Split],
-        range_config: range_config_pb2.RangeConfig | None = None,
-    ) -> None:
-        self._split_list = list(splits)
-        self._base = input_base_uri
-        super().__init__(input_base_uri, self._split_list, range_config)
-
-    def get_input_fingerprint(self, span: int, version: int | None) -> str:
-        return "\n".join(
-            split_content_fingerprint(
-                split.name, os.path.join(self._base, self.get_pattern_for_span_version(split.pattern, span, version))
-            )
-            for split in self._split_list
-        )
-
-
-class ContentFingerprintDriver(example_gen_driver.FileBasedDriver):
-    """TFX's FileBasedDriver with a content fingerprint as the `input_fingerprint` exec property.
-
-    TFX's fingerprint of a split is its files' count, total size and modification times (in whole
-    seconds): a file edited in place with its time put back (a copy or sync that preserves times,
-    two writes in the same second) counts as unchanged, and TFX's cache would hand the old examples,
-    statistics and verdict of the validation gate to the new data. The cache key of an execution
-    includes its exec properties after the driver ran, so with this fingerprint changed content
-    always runs CsvExampleGen and everything after it again. Hashing takes 0.2-0.3 s for the 177 MB
-    of 1.5 million rows.
-
-    Local runs only: the KFP v2 compiler gives every FileBasedExampleGen TFX's own driver module on
-    Vertex AI (docs/data-validation.md, "Changed data is always read again").
-    """
-
-    def get_input_processor(
-        self,
-        splits: Iterable[example_gen_pb2.Input.Split],
-        range_config: range_config_pb2.RangeConfig | None = None,
-        input_base_uri: str | None = None,
-    ) -> input_processor.InputProcessor:
-        if not input_base_uri:
-            raise ValueError("CsvExampleGen needs input_base")
-        return ContentFingerprintInputProcessor(input_base_uri, splits, range_config)
-
-
-class CsvExampleGen(tfx_csv_example_gen.CsvExampleGen):
-    """TFX's CsvExampleGen (same parameters and outputs) with the executor above and a driver that
-    fingerprints the input by content."""
+class CsvExampleGen(csv_examples.CsvExampleGen):
+    """components/csv_examples.py's CsvExampleGen (TFX's, with a driver that fingerprints the input by
+    content) with the block-wise executor above."""
 
     EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(Executor)
-    DRIVER_CLASS = ContentFingerprintDriver

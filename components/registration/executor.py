@@ -25,6 +25,7 @@ from components.registration.upload import (
     register_version,
     version_description,
 )
+from components.serving_checks import Task
 from components.smoke_test import read_examples, run_smoke_test
 
 # Inputs, exec properties and the output of the component (see component.py).
@@ -34,6 +35,8 @@ EXAMPLES_KEY = "examples"
 EVALUATION_KEY = "evaluation"
 REGISTRY_KEY = "registry"
 SMOKE_EXAMPLES_KEY = "smoke_examples"
+TASK_KEY = "task"
+SERVING_INSTANCES_KEY = "serving_instances"
 REGISTERED_MODEL_KEY = "registered_model"
 
 EVAL_SPLIT = "eval"
@@ -59,9 +62,12 @@ class Executor(base_executor.BaseExecutor):
             _record(output, reason="not blessed by the Evaluator")
             return
 
+        task = Task.from_json(exec_properties[TASK_KEY])
+        instances = json.loads(exec_properties.get(SERVING_INSTANCES_KEY) or "[]")
         model_dir = path_utils.serving_model_path(model.uri)
         eval_dir = artifact_utils.get_split_uri(input_dict[EXAMPLES_KEY], EVAL_SPLIT)
-        result = run_smoke_test(model_dir, read_examples(eval_dir, int(exec_properties[SMOKE_EXAMPLES_KEY])))
+        rows = read_examples(eval_dir, int(exec_properties[SMOKE_EXAMPLES_KEY]))
+        result = run_smoke_test(model_dir, rows, task, instances)
         logging.info("Serving smoke test of %s %s", model_dir, result.summary())
         output.set_string_custom_property("smoke_test", result.summary())
 
@@ -71,10 +77,10 @@ class Executor(base_executor.BaseExecutor):
             _record(output, reason="no registry configured (smoke test only)")
             return
         evaluations = input_dict.get(EVALUATION_KEY) or []
-        metrics = overall_metrics(evaluations[0].uri) if evaluations else {}
+        metrics = overall_metrics(evaluations[0].uri, task) if evaluations else {}
         labels = provenance_labels(settings, output.uri)
         artifact_uri = registered_artifacts(settings, model_dir, pipeline_job_id(settings.pipeline_root, output.uri))
-        version = register_version(settings, artifact_uri, labels, version_description(metrics))
+        version = register_version(settings, artifact_uri, labels, version_description(metrics, task))
         logging.info("Registered %s as %s with labels %s", artifact_uri, version.versioned_name, labels)
         _record(output, version=version, labels=labels, artifact_uri=artifact_uri)
 
@@ -119,12 +125,12 @@ def _record(
         record.write(json.dumps(details, indent=2, sort_keys=True))
 
 
-def overall_metrics(evaluation_uri: str) -> dict[str, float]:
+def overall_metrics(evaluation_uri: str, task: Task) -> dict[str, float | None]:
     """The candidate's metrics over the whole eval split ({} if unreadable: they only describe the version)."""
     import tensorflow as tf
 
     try:
-        return eval_metrics.overall_metrics(evaluation_uri)
+        return eval_metrics.overall_metrics(evaluation_uri, task)
     except (OSError, ValueError, tf.errors.OpError) as error:
         logging.warning("Cannot read eval metrics from %s: %s", evaluation_uri, error)
         return {}

@@ -22,12 +22,15 @@ from dataclasses import dataclass
 
 from components.cloud_labels import sanitize_labels
 from components.registration.settings import BLESSED_LABEL, CANDIDATE_ALIAS, TF_SERVING, RegistrySettings
+from components.serving_checks import Task
 
 UNKNOWN = "unknown"
 # The container port Vertex AI sends health checks and predictions to, and sets as AIP_HTTP_PORT;
 # TF Serving's REST API listens there through `--rest_api_port=$(AIP_HTTP_PORT)`.
 SERVING_PORT = 8080
 TF_SERVING_COMMAND = "tensorflow_model_server"  # /usr/bin in the tensorflow/serving image
+# A version's description is kept short enough to read in the console's list of versions.
+MAX_DESCRIPTION = 1000
 _LOG = logging.getLogger(__name__)
 
 
@@ -130,9 +133,18 @@ def pipeline_job_id(pipeline_root: str, artifact_uri: str) -> str | None:
     return parts[1] if len(parts) >= 3 and parts[0].isdigit() and parts[1] else None
 
 
-def version_description(metrics: Mapping[str, float]) -> str:
-    shown = ", ".join(f"{name} {value:.4f}" for name, value in sorted(metrics.items()))
-    return f"Blessed by the Evaluator. Eval metrics: {shown or 'not recorded'}"
+def version_description(metrics: Mapping[str, float | None], task: Task | None = None) -> str:
+    """What the version is ({task}) and its eval metrics; an undefined metric says so."""
+    shown = ", ".join(f"{name} {_metric_text(name, value)}" for name, value in metrics.items())
+    what = f" Task: {task.describe()}." if task else ""
+    text = f"Blessed by the Evaluator.{what} Eval metrics: {shown or 'not recorded'}"
+    return text if len(text) <= MAX_DESCRIPTION else text[: MAX_DESCRIPTION - 3] + "..."
+
+
+def _metric_text(name: str, value: float | None) -> str:
+    if value is None:
+        return "undefined"
+    return f"{value:.0f}" if "count" in name and float(value).is_integer() else f"{value:.4f}"
 
 
 def _pipeline_job_labels(settings: RegistrySettings, job_id: str) -> dict[str, str]:

@@ -6,7 +6,11 @@
   every file, every row as long as the header, well-formed quoting and no value longer than TFX's
   CSV reader takes; the folder holds rows of data.
 - The columns are the schema's: none it requires is missing, none it lacks is extra.
-- The label column has values, and both classes occur.
+- The label, computed from each row as Transform computes it (models/label.py), has at least two
+  classes, each a class of the task (for regression: numbers that are not all the same). Values of
+  `data.missing_values` are missing, as CsvExampleGen reads them.
+- The config fits the model and the data: the evaluation metrics apply to the task, every slice
+  feature is a column, the serving instances carry the model's features with their columns' types.
 - The output folder is a folder (or can be created) that this process can write.
 
 Content problems the schema describes (types, domains, ranges, presence) are left to the
@@ -16,18 +20,20 @@ validation gate inside the pipeline, which runs on every runner.
 from __future__ import annotations
 
 import csv
-import math
 import os
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections import Counter
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 from google.protobuf import text_format
 from tensorflow_metadata.proto.v0 import schema_pb2
 
-from models import features
-from pipeline.config import ConfigError, PipelineConfig
+from models import features, label
+from models.task import UNKNOWN_CLASS, Task, label_array
+from pipeline.config import ConfigError, PipelineConfig, check_against_model, schema_column_types
 from pipeline.data import DataError, csv_files, data_dir
 from pipeline.paths import in_repository
 
@@ -45,6 +51,8 @@ _WRITTEN_UNDER_OUTPUT = (
     "reports/{name}",
 )
 _CHOOSE_ANOTHER = "give another folder with --output-dir (OUT= with make)"
+# The label is computed on this many rows at a time.
+LABEL_CHUNK_ROWS = 65536
 
 
 def schema_file(config: PipelineConfig) -> str | None:
@@ -59,8 +67,17 @@ def check(config: PipelineConfig, config_files: Sequence[Path | str] = ()) -> No
     """Raises ConfigError or DataError, with one line, when the run cannot succeed."""
     schema = load_schema(config, config_files)
     folder = data_dir(config)
+    columns: Mapping[str, str | None] | None = None
+    columns_from = ""
+    if schema is not None:
+        columns, columns_from = schema_column_types(schema), f"the schema {config.schema_path}"
     if "://" not in folder:
-        check_csv_folder(Path(folder), schema)
+        header = check_csv_folder(Path(folder), schema, config.data.missing_tokens)
+        if columns is None:
+            columns, columns_from = dict.fromkeys(header), f"the data's header ({folder})"
+    check_against_model(
+        config, task=label.TASK, features=features.RAW_FEATURE_KEYS, columns=columns, columns_from=columns_from
+    )
     output_dir = getattr(config.runner, "output_dir", None)
     if output_dir is not None:
         check_output_dir(Path(output_dir), config.pipeline_name)
@@ -111,7 +128,7 @@ def load_schema(config: PipelineConfig, config_files: Sequence[Path | str] = ())
     except text_format.ParseError as error:
         raise ConfigError(f"{where}: {path} is not a valid schema in text format: {error}") from None
     names = {feature.name for feature in schema.feature}
-    missing = [key for key in [*features.RAW_FEATURE_KEYS, features.LABEL_KEY] if key not in names]
+    missing = [key for key in model_columns() if key not in names]
     if missing:
         raise ConfigError(f"{where}: {path} lacks features the model uses: {', '.join(missing)}")
     return schema
@@ -129,42 +146,196 @@ def _file_setting_schema_path(config_files: Sequence[Path | str]) -> str:
     return "config"
 
 
-@dataclass
-class _LabelCount:
-    """Rows with a label value, and the two classes where fare and tips are numbers."""
-
-    filled: int = 0
-    classes: dict[int, int] = field(default_factory=lambda: {0: 0, 1: 0})
-    numeric: bool = True
+def model_columns() -> list[str]:
+    """The columns the model reads: its features, then the label's (models/features.py, models/label.py)."""
+    return list(dict.fromkeys([*features.RAW_FEATURE_KEYS, *label.COLUMNS]))
 
 
-def check_csv_folder(folder: Path, schema: schema_pb2.Schema | None) -> None:
+def check_csv_folder(folder: Path, schema: schema_pb2.Schema | None, missing: Collection[str] = ("",)) -> list[str]:
+    """Checks every CSV file of `folder` (see the module docstring); returns the header. Cells in
+    `missing` have no value."""
     csv.field_size_limit(FIELD_SIZE_LIMIT)  # Python's default, as in TFX's reader on Dataflow
     files = csv_files(folder)
     first_header: list[str] | None = None
     rows = 0
-    label = _LabelCount()
+    labels: LabelCheck | None = None
     for file in files:
         header = _read_header(file)
         if first_header is None:
             _check_columns(file, header, schema)
             first_header = header
+            labels = LabelCheck(header, _column_kinds(schema), missing)
         elif header != first_header:
             raise DataError(
                 f"{file}: its header differs from that of {files[0].name} (every file needs the same columns)"
             )
-        rows += _scan_rows(file, header, label)
+        rows += _scan_rows(file, header, labels.add if labels else None)
     if rows == 0:
         raise DataError(f"data folder {folder} holds only header rows: no data")
-    if label.filled == 0:
-        raise DataError(f"data folder {folder}: the label column '{features.LABEL_KEY}' is empty in every row")
-    if label.numeric and min(label.classes.values()) == 0:
-        only = "big tips" if label.classes[1] else "not big tips"
-        raise DataError(
-            f"data folder {folder}: every labelled trip is one class ({only}: '{features.LABEL_KEY}' "
-            f"{'>' if label.classes[1] else '<='} {features.BIG_TIP_SHARE:.0%} of '{features.FARE_KEY}'); "
-            "the model needs both classes to learn"
-        )
+    if labels is not None:
+        labels.finish(folder)
+    return first_header or []
+
+
+def _column_kinds(schema: schema_pb2.Schema | None) -> dict[str, str]:
+    return schema_column_types(schema) if schema is not None else {}
+
+
+@dataclass(frozen=True)
+class LabelDeclaration:
+    """What models/label.py declares: the task, the label's columns, and `compute`."""
+
+    task: Task
+    columns: tuple[str, ...]
+    compute: Callable[[Mapping[str, Any]], Any]
+
+    @classmethod
+    def of_the_model(cls) -> LabelDeclaration:
+        return cls(label.TASK, tuple(label.COLUMNS), label.compute)
+
+
+class LabelCheck:
+    """Computes the label of every row with models/label.py, as Transform does, and checks that it
+    can be learnt: at least two classes, each one of the task's (regression: varying numbers)."""
+
+    def __init__(
+        self,
+        header: list[str],
+        kinds: Mapping[str, str],
+        missing: Collection[str],
+        declaration: LabelDeclaration | None = None,
+    ) -> None:
+        self.declaration = declaration or LabelDeclaration.of_the_model()
+        self.columns = [column for column in self.declaration.columns if column in header]
+        self.at = [header.index(column) for column in self.columns]
+        self.kinds = kinds
+        self.missing = frozenset(missing)
+        self.filled = Counter[str]()  # rows with a value, per label column
+        self.chunk: list[tuple[Path, int, list[str]]] = []
+        self.classes = Counter[int]()
+        self.values: set[float] = set()  # regression: up to two distinct values are enough
+        self.unreadable = False  # text in a numeric column: the validation gate reports it
+
+    def add(self, file: Path, line: int, row: list[str]) -> None:
+        if not self.columns:
+            return
+        cells = [row[at] for at in self.at]
+        present = [not self._is_missing(cell) for cell in cells]
+        for column, has_value in zip(self.columns, present, strict=True):
+            self.filled[column] += has_value
+        if all(present):
+            self.chunk.append((file, line, cells))
+            if len(self.chunk) >= LABEL_CHUNK_ROWS:
+                self._compute()
+
+    def _is_missing(self, cell: str) -> bool:
+        return cell in self.missing or not cell.strip()
+
+    def finish(self, folder: Path) -> None:
+        if len(self.columns) != len(self.declaration.columns):
+            return  # a missing column: refused with the header check (no schema: by the pipeline)
+        self._compute()
+        empty = [column for column in self.columns if self.filled[column] == 0]
+        if len(empty) == 1:
+            raise DataError(f"data folder {folder}: the label column '{empty[0]}' is empty in every row")
+        if empty:
+            raise DataError(f"data folder {folder}: the label columns {', '.join(empty)} are empty in every row")
+        if self.unreadable:
+            return
+        task = self.declaration.task
+        source = f"models/label.py computes the label from {', '.join(self.declaration.columns)}"
+        if task.is_classification and len(self.classes) < 2:
+            (only,) = self.classes or {0: 0}
+            raise DataError(
+                f"data folder {folder}: every labelled row is one class ('{task.class_name(only)}'; {source}); "
+                "the model needs at least two classes to learn"
+            )
+        if not task.is_classification and len(self.values) < 2:
+            shown = f" ({next(iter(self.values)):g})" if self.values else ""
+            raise DataError(
+                f"data folder {folder}: every labelled row has the same label{shown} ({source}); the model needs "
+                "labels that vary to learn"
+            )
+
+    def _compute(self) -> None:
+        if not self.chunk or self.unreadable:
+            self.chunk.clear()
+            return
+        columns = self._arrays()
+        if columns is not None:
+            labels = compute_labels(columns, self.declaration)
+            self._count(labels)
+        self.chunk.clear()
+
+    def _arrays(self) -> dict[str, Any] | None:
+        import numpy as np
+
+        arrays = {}
+        for index, column in enumerate(self.columns):
+            cells = [cells[index] for _, _, cells in self.chunk]
+            kind = self.kinds.get(column) or _inferred_kind(cells)
+            try:
+                if kind == "int":
+                    arrays[column] = np.array([int(cell) for cell in cells], np.int64)
+                elif kind == "float":
+                    arrays[column] = np.array([float(cell) for cell in cells], np.float32)
+                else:
+                    arrays[column] = np.array(cells, np.str_)
+            except (ValueError, OverflowError):
+                self.unreadable = True
+                return None
+        return arrays
+
+    def _count(self, labels: Any) -> None:
+        import numpy as np
+
+        task = self.declaration.task
+        if task.is_classification:
+            bad = np.flatnonzero((labels < 0) | (labels >= len(task.classes)))
+            if bad.size:
+                file, line, cells = self.chunk[int(bad[0])]
+                values = ", ".join(f"{column} {cell!r}" for column, cell in zip(self.columns, cells, strict=True))
+                found = int(labels[bad[0]])
+                what = "none of the classes" if found == UNKNOWN_CLASS else f"{found}, not a class index"
+                raise DataError(
+                    f"{file} line {line}: the label of this row ({values}) is {what} of models/label.py: expected "
+                    f"0 to {len(task.classes) - 1} ({', '.join(task.classes)})"
+                )
+            self.classes.update(int(value) for value in np.unique(labels))
+        else:
+            finite = labels[np.isfinite(labels)]
+            for value in np.unique(finite)[:2]:
+                if len(self.values) < 2:
+                    self.values.add(float(value))
+
+
+def compute_labels(columns: Mapping[str, Any], declaration: LabelDeclaration) -> Any:
+    """models/label.py's label of every row, on NumPy arrays, or with TensorFlow when `compute` needs it."""
+    try:
+        return label_array(declaration.task, declaration.compute(columns))
+    except Exception:
+        import tensorflow as tf
+
+        tensors = {column: tf.constant(values) for column, values in columns.items()}
+        try:
+            return label_array(declaration.task, declaration.compute(tensors))
+        except Exception as error:
+            first = str(error).strip().splitlines()[0] if str(error).strip() else ""
+            raise ConfigError(
+                f"models/label.py: compute() fails on the data's {', '.join(columns)}: {type(error).__name__}: {first}"
+            ) from None
+
+
+def _inferred_kind(cells: list[str]) -> str:
+    """TFX's rule for a column without a schema: int if every value is one, else float, else string."""
+    for kind, parse in (("int", int), ("float", float)):
+        try:
+            for cell in cells:
+                parse(cell)
+        except ValueError:
+            continue
+        return kind
+    return "string"
 
 
 def _read_header(file: Path) -> list[str]:
@@ -193,7 +364,7 @@ def _read_header(file: Path) -> list[str]:
 
 def _check_columns(file: Path, header: list[str], schema: schema_pb2.Schema | None) -> None:
     if schema is None:
-        required = [*features.RAW_FEATURE_KEYS, features.LABEL_KEY]
+        required = model_columns()
         known = set(header)
     else:
         required = [f.name for f in schema.feature if f.presence.min_fraction > 0 or f.presence.min_count > 0]
@@ -209,10 +380,9 @@ def _check_columns(file: Path, header: list[str], schema: schema_pb2.Schema | No
         )
 
 
-def _scan_rows(file: Path, header: list[str], label: _LabelCount) -> int:
-    """Reads every row; returns how many hold data. Raises DataError at the first malformed one."""
-    label_at = header.index(features.LABEL_KEY) if features.LABEL_KEY in header else None
-    fare_at = header.index(features.FARE_KEY) if features.FARE_KEY in header else None
+def _scan_rows(file: Path, header: list[str], on_row: Callable[[Path, int, list[str]], None] | None) -> int:
+    """Reads every row, passing each to `on_row` with its line; returns how many hold data. Raises
+    DataError at the first malformed one."""
     rows = 0
     with _open_text(file) as text:
         reader = csv.reader(text, strict=True)
@@ -227,8 +397,8 @@ def _scan_rows(file: Path, header: list[str], label: _LabelCount) -> int:
                 if len(row) != len(header):
                     raise DataError(f"{file} line {start}: {len(row)} values, but the header has {len(header)} columns")
                 rows += 1
-                if label_at is not None:
-                    _count_label(row[label_at], row[fare_at] if fare_at is not None else "", label)
+                if on_row is not None:
+                    on_row(file, start, row)
         except csv.Error as error:
             if str(error).startswith("field larger than field limit"):
                 raise _field_too_long(file, previous + 1, reader.line_num) from None
@@ -273,21 +443,6 @@ def _not_utf8(file: Path) -> DataError:
                     "save the file as UTF-8"
                 )
     return DataError(f"{file}: not UTF-8 text; save the file as UTF-8")
-
-
-def _count_label(tips: str, fare: str, label: _LabelCount) -> None:
-    if not tips.strip():
-        return
-    label.filled += 1
-    try:
-        tips_value, fare_value = float(tips), float(fare)
-    except ValueError:
-        label.numeric = False  # text in a numeric column: the validation gate reports it
-        return
-    if math.isnan(tips_value) or math.isnan(fare_value):
-        return
-    # The label of models/preprocessing.py: big_tip_label.
-    label.classes[int(tips_value > fare_value * features.BIG_TIP_SHARE)] += 1
 
 
 def _open_text(file: Path):

@@ -11,6 +11,8 @@ The data files count by their content, not their sizes and modification times: a
 place, with the file's time put back (as copies and syncs that preserve times do), is new data
 that the validation gate must see. CsvExampleGen's own input fingerprint, which decides whether
 TFX's cache may reuse its examples, is content-based for the same reason (components/csv_examples.py).
+The code counts by the rule of the steps' own fingerprints: every file of `pipeline/`,
+`components/` and `models/` as Python imports them (pipeline/fingerprint.py).
 """
 
 from __future__ import annotations
@@ -19,12 +21,15 @@ import hashlib
 import json
 from pathlib import Path
 
+from pipeline import fingerprint
 from pipeline.config import PipelineConfig
 from pipeline.data import content_fingerprint, csv_files
 from pipeline.paths import REPO_ROOT
 
 _PROJECT_ROOT = REPO_ROOT
-_CODE_PACKAGES = ("pipeline", "components", "models")
+# Every file of these packages, by the rule of the steps' source fingerprints (pipeline/fingerprint.py),
+# which covers what any step can import from this repository.
+_CODE_PACKAGES = fingerprint.REPOSITORY_PACKAGES
 _RECORD_NAME = "last_completed_run.json"
 
 
@@ -32,8 +37,8 @@ def inputs_fingerprint(config: PipelineConfig, data_dir: str) -> str:
     digest = hashlib.sha256(config.model_dump_json().encode())
     digest.update(content_fingerprint(csv_files(Path(data_dir))).encode())
     for package in _CODE_PACKAGES:
-        for source in sorted((_PROJECT_ROOT / package).rglob("*.py")):
-            digest.update(str(source.relative_to(_PROJECT_ROOT)).encode())
+        for name, source in fingerprint.package_files(package):
+            digest.update(f"{name}\0{source.stat().st_size}\0".encode())
             digest.update(source.read_bytes())
     for extra in (_PROJECT_ROOT / "requirements.lock", config.schema_path):
         if extra and Path(extra).is_file():

@@ -7,7 +7,8 @@ from pathlib import Path
 from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
-from components.eval_metrics import overall_metrics
+from components.eval_metrics import blessing_failures, overall_metrics
+from models.label import TASK
 from pipeline import pipeline as tfx_pipeline
 from pipeline.config import PipelineConfig
 from runners.local.progress import ComponentTiming
@@ -51,11 +52,15 @@ def read_run_summary(config: PipelineConfig, timings: list[ComponentTiming] | No
 
     for artifact in outputs.get(tfx_pipeline.STATISTICS_GEN, []):
         summary.rows_per_split = _rows_per_split(artifact.uri)
+    evaluation_uri = None
     for artifact in outputs.get(tfx_pipeline.EVALUATOR, []):
         if artifact.type == "ModelBlessing" or "blessed" in artifact.custom_properties:
             summary.blessed = artifact.custom_properties["blessed"].int_value == 1
         else:
-            summary.metrics = overall_metrics(artifact.uri)
+            evaluation_uri = artifact.uri
+            summary.metrics = overall_metrics(artifact.uri, TASK)
+    if summary.blessed is False and evaluation_uri is not None:
+        summary.blessing_failures = blessing_failures(evaluation_uri, TASK)
     for artifact in outputs.get(tfx_pipeline.PUSHER, []):
         if artifact.custom_properties["pushed"].int_value == 1:
             summary.pushed_model = artifact.custom_properties["pushed_destination"].string_value

@@ -11,7 +11,12 @@ needs more than `max_predictions` before anything changes. It then judges:
 - that the canary answered `warmup_answers + 1` requests or more;
 - per deployed model, the `latency_percentile` of its answers after its first `warmup_answers`
   (cold start) against `max_latency_ms`;
-- that every answer holds one probability in [0, 1] per instance (components/serving_checks.py).
+- that every answer holds one of the task's answers per instance: a probability in [0, 1] (binary),
+  one per class summing to 1 (multi-class) or a finite number (regression), as models/label.py
+  declares the task (components/serving_checks.py).
+
+The instances are the serving instances the pipeline's smoke test sent to the model before it was
+registered (`endpoint.smoke_test.instances_file`), checked against the model's features.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from components.serving_checks import Instance, instance_problems, prediction_problems
+from components.serving_checks import Instance, Task, instance_problems, prediction_problems
 from pipeline.deploy_config import SmokeTestConfig
 from runners.promotion.sampling import miss_probability, percentile, requests_needed
 
@@ -107,8 +112,11 @@ def send_requests(
     instances: Sequence[Instance],
     count: int,
     clock: Callable[[], float] = time.monotonic,
+    task: Task | None = None,
 ) -> list[Outcome]:
-    """`predict(instances)` returns an `aiplatform.models.Prediction` (or raises)."""
+    """`predict(instances)` returns an `aiplatform.models.Prediction` (or raises); each answer is
+    checked against `task` (default: the model's, models/label.py)."""
+    task = task or model_task()
     outcomes = []
     for _ in range(count):
         started = clock()
@@ -119,7 +127,7 @@ def send_requests(
             outcomes.append(Outcome((clock() - started) * 1000, error=f"{type(error).__name__}: {message}"[:300]))
             continue
         latency_ms = (clock() - started) * 1000
-        problems = tuple(prediction_problems(list(answer.predictions), len(instances)))
+        problems = tuple(prediction_problems(list(answer.predictions), len(instances), task))
         outcomes.append(Outcome(latency_ms, str(answer.deployed_model_id), schema_problems=problems))
     return outcomes
 
@@ -200,7 +208,12 @@ def judge(
     return SmokeResult(config, plan, len(outcomes), models, errors, tuple(failures))
 
 
-def load_instances(path: Path) -> list[Instance]:
+def load_instances(path: Path, features: Sequence[str] | None = None) -> list[Instance]:
+    """The instances of `path`, each carrying exactly `features` (default: the model's, models/features.py)."""
+    if features is None:
+        from models.features import RAW_FEATURE_KEYS
+
+        features = RAW_FEATURE_KEYS
     try:
         instances = json.loads(path.read_text())
     except OSError as error:
@@ -209,10 +222,17 @@ def load_instances(path: Path) -> list[Instance]:
         raise SampleError(f"{path}: not JSON: {error}") from None
     if not isinstance(instances, list):
         raise SampleError(f"{path}: expected a JSON list of instances, got {type(instances).__name__}")
-    problems = instance_problems(instances)
+    problems = instance_problems(instances, features)
     if problems:
         raise SampleError(f"{path}: {problems[0]}")
     return instances
+
+
+def model_task() -> Task:
+    """The task the model answers (models/label.py)."""
+    from models.label import TASK
+
+    return TASK
 
 
 def needed_text(warmup_answers: int) -> str:

@@ -10,6 +10,7 @@ BAR_LIGHT = "#9bb7d9"
 FAIL = "#c0392b"
 LINE = "#555"
 TEXT = "#333"
+UNDEFINED = "#bbb"
 
 
 def histogram(buckets: Sequence[tuple[float, float, float]], width: int = 260, height: int = 84) -> str:
@@ -59,33 +60,47 @@ def top_values(values: Sequence[tuple[str, float]], total: float, width: int = 2
 
 
 def slice_bars(
-    slices: Sequence[tuple[str, float | None]], threshold: float | None, width: int = 720, height: int = 170
+    slices: Sequence[tuple[str, float | None]],
+    threshold: float | None,
+    width: int = 720,
+    height: int = 170,
+    higher_is_better: bool = True,
 ) -> str:
-    """One metric per slice as columns; a dashed line at the threshold, failing slices in red."""
+    """One metric per slice as columns, from 0 to 1 (or to the largest value above 1); a dashed line
+    at the threshold, slices on its wrong side in red; an undefined value (None) as a grey mark."""
     if not slices:
         return _empty(width, 40)
     plot_top, plot_bottom, left = 8, height - 30, 34
     plot_height = plot_bottom - plot_top
     step = (width - left) / len(slices)
+    top = max([1.0, *(value for _, value in slices if value is not None), threshold or 0.0])
     parts = [
         f'<line x1="{left}" y1="{plot_bottom}" x2="{width}" y2="{plot_bottom}" stroke="{LINE}" stroke-width="0.5"/>',
-        f'<text x="{left - 4}" y="{plot_top + 8}" font-size="10" text-anchor="end" fill="{TEXT}">1.0</text>',
+        f'<text x="{left - 4}" y="{plot_top + 8}" font-size="10" text-anchor="end" fill="{TEXT}">{top:.3g}</text>',
         f'<text x="{left - 4}" y="{plot_bottom}" font-size="10" text-anchor="end" fill="{TEXT}">0.0</text>',
     ]
     for index, (name, value) in enumerate(slices):
         x = left + index * step
-        shown = 0.0 if value is None else min(max(value, 0.0), 1.0)
-        failing = threshold is not None and (value is None or value < threshold)
-        bar_height = max(plot_height * shown, 2.0 if failing else 0.0)  # a failing 0 stays visible
+        if value is None:
+            parts.append(
+                f'<rect x="{x + 1:.1f}" y="{plot_bottom - 2:.1f}" width="{max(step - 2, 1):.1f}" height="2" '
+                f'fill="{UNDEFINED}"><title>{escape(name)}: undefined</title></rect>'
+            )
+        else:
+            shown = min(max(value, 0.0), top) / top
+            failing = threshold is not None and (value < threshold if higher_is_better else value > threshold)
+            bar_height = max(plot_height * shown, 2.0 if failing else 0.0)  # a failing 0 stays visible
+            parts.append(
+                f'<rect x="{x + 1:.1f}" y="{plot_bottom - bar_height:.1f}" width="{max(step - 2, 1):.1f}" '
+                f'height="{bar_height:.1f}" fill="{FAIL if failing else BAR_LIGHT}">'
+                f"<title>{escape(name)}: {_metric(value)}</title></rect>"
+            )
         parts.append(
-            f'<rect x="{x + 1:.1f}" y="{plot_bottom - bar_height:.1f}" width="{max(step - 2, 1):.1f}" '
-            f'height="{bar_height:.1f}" fill="{FAIL if failing else BAR_LIGHT}">'
-            f"<title>{escape(name)}: {_metric(value)}</title></rect>"
             f'<text x="{x + step / 2:.1f}" y="{plot_bottom + 12}" font-size="9" text-anchor="middle" '
             f'fill="{TEXT}">{escape(_shorten(name, 6))}</text>'
         )
     if threshold is not None:
-        y = plot_bottom - plot_height * min(max(threshold, 0.0), 1.0)
+        y = plot_bottom - plot_height * min(max(threshold, 0.0), top) / top
         parts.append(
             f'<line x1="{left}" y1="{y:.1f}" x2="{width}" y2="{y:.1f}" stroke="{FAIL}" stroke-dasharray="5,3"/>'
             f'<text x="{width - 2}" y="{y - 3:.1f}" font-size="10" text-anchor="end" fill="{FAIL}">'
@@ -116,4 +131,4 @@ def _number(value: float) -> str:
 
 
 def _metric(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.4f}"
+    return "undefined" if value is None else f"{value:.4f}"

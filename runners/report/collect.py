@@ -16,7 +16,8 @@ from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 from tensorflow_metadata.proto.v0 import schema_pb2, statistics_pb2
 
-from components import anomaly_text
+from components import anomaly_text, eval_metrics
+from models.label import TASK
 from pipeline import pipeline as tfx_pipeline
 from pipeline.config import PipelineConfig
 
@@ -76,9 +77,12 @@ class SchemaRow:
 
 @dataclass(frozen=True)
 class SliceMetrics:
+    """One slice's metrics by key (`auc`, `auc[setosa]`, `auc (macro average)`); None: undefined, why in `undefined`."""
+
     name: str
-    values: dict[str, float]
-    baseline: dict[str, float] = field(default_factory=dict)
+    values: dict[str, float | None]
+    baseline: dict[str, float | None] = field(default_factory=dict)
+    undefined: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -87,6 +91,13 @@ class Threshold:
     text: str
     lower_bound: float | None
     slices: str = "every slice"
+    upper_bound: float | None = None
+    higher_is_better: bool = True
+
+    @property
+    def bar(self) -> float | None:
+        """The bound a value must reach: the lower one when higher is better, else the upper one."""
+        return self.lower_bound if self.higher_is_better else self.upper_bound
 
 
 @dataclass(frozen=True)
@@ -108,7 +119,9 @@ class RunData:
     schema_rows: list[SchemaRow] = field(default_factory=list)
     metrics: list[SliceMetrics] = field(default_factory=list)
     thresholds: list[Threshold] = field(default_factory=list)
-    validation_failures: list[str] = field(default_factory=list)
+    # Why the Evaluator did not bless, in plain words (components/eval_metrics.py).
+    blessing_failures: list[str] = field(default_factory=list)
+    task_description: str = ""
     blessed: bool | None = None
     candidate_model: str | None = None
     baseline_model: str | None = None
@@ -137,7 +150,7 @@ def collect(config: PipelineConfig, run_id: str | None = None) -> RunData:
     run = store.get_context_by_type_and_name(PIPELINE_RUN, run_id)
     if run is None:
         raise ReportError(f"no run '{run_id}' (latest runs: {', '.join(known[-5:])})")
-    data = RunData(pipeline_name=config.pipeline_name, run_id=run_id)
+    data = RunData(pipeline_name=config.pipeline_name, run_id=run_id, task_description=TASK.describe())
     executions = _executions_by_component(store, run, config.pipeline_name)
     data.executions = {component: _state(execution) for component, execution in executions.items()}
     outputs = {component: _artifacts(store, execution.id, _OUTPUTS) for component, execution in executions.items()}
@@ -294,60 +307,56 @@ def _read_anomalies(
 
 
 def _read_evaluation(data: RunData, uri: str) -> None:
-    import tensorflow_model_analysis as tfma
     from tensorflow_model_analysis.writers import eval_config_writer
 
-    for metrics in tfma.load_metrics(uri):
-        name = _slice_name(metrics.slice_key)
-        values: dict[str, float] = {}
-        baseline: dict[str, float] = {}
-        for entry in metrics.metric_keys_and_values:
-            if entry.key.is_diff or not entry.value.HasField("double_value"):
-                continue
-            target = baseline if entry.key.model_name == "baseline" else values
-            target[entry.key.name] = entry.value.double_value.value
-        data.metrics.append(SliceMetrics(name, values, baseline))
+    for result in eval_metrics.read_slices(uri, TASK):
+        data.metrics.append(SliceMetrics(result.name, result.values, result.baseline, result.undefined))
     data.metrics.sort(key=_slice_order)
-    eval_config = eval_config_writer.load_eval_run(uri)[0]
-    for spec in eval_config.metrics_specs:
-        for metric in spec.metrics:
-            data.thresholds.extend(_thresholds(metric))
-    result = tfma.load_validation_result(uri)
-    order = {metrics.name: index for index, metrics in enumerate(data.metrics)}
-    failing = sorted(result.metric_validations_per_slice, key=lambda v: order.get(_slice_name(v.slice_key), 0))
-    for per_slice in failing:
-        for failure in per_slice.failures:
-            value = failure.metric_value.double_value.value if failure.metric_value.HasField("double_value") else None
-            shown = "n/a" if value is None else f"{value:.4f}"
-            data.validation_failures.append(f"{_slice_name(per_slice.slice_key)}: {failure.metric_key.name} {shown}")
+    data.thresholds = _thresholds(eval_config_writer.load_eval_run(uri)[0])
+    data.blessing_failures = eval_metrics.blessing_failures(uri, TASK)
 
 
-def _thresholds(metric) -> list[Threshold]:  # tfma.MetricConfig
-    """The metric's threshold on every slice, and its per-slice thresholds (naming their slices)."""
-    result = []
-    if metric.HasField("threshold"):
-        result.append(_threshold(metric.class_name, metric.threshold, "every slice"))
-    for per_slice in metric.per_slice_thresholds:
-        names = [_spec_name(spec) for spec in per_slice.slicing_specs]
-        result.append(_threshold(metric.class_name, per_slice.threshold, ", ".join(names)))
-    return result
+def _thresholds(eval_config) -> list[Threshold]:  # tfma.EvalConfig
+    """Every metric's thresholds, one per metric and slices: its bounds and its change from the baseline."""
+    from tensorflow_model_analysis.metrics import metric_specs
+    from tensorflow_model_analysis.proto import config_pb2
+
+    grouped: dict[tuple[str, str], dict] = {}
+    for key, pairs in metric_specs.metric_thresholds_from_metrics_specs(eval_config.metrics_specs, eval_config).items():
+        metric = eval_metrics.metric_id(key.to_proto()).text(TASK)
+        for slice_spec, threshold in pairs:
+            slices = _spec_name(slice_spec) if slice_spec is not None else "every slice"
+            entry = grouped.setdefault((metric, slices), {})
+            if isinstance(threshold, config_pb2.GenericValueThreshold):
+                if threshold.HasField("lower_bound"):
+                    entry["lower"] = threshold.lower_bound.value
+                if threshold.HasField("upper_bound"):
+                    entry["upper"] = threshold.upper_bound.value
+            else:
+                entry["change"] = threshold
+    return [_threshold(metric, slices, entry) for (metric, slices), entry in grouped.items()]
 
 
-def _threshold(metric: str, threshold, slices: str) -> Threshold:  # tfma.MetricThreshold
+def _threshold(metric: str, slices: str, entry: dict) -> Threshold:
+    change = entry.get("change")
+    name = metric.split("[")[0].split(" ")[0]
+    try:
+        higher = eval_metrics.higher_is_better(name)
+    except KeyError:
+        higher = True
     parts = []
-    lower = None
-    value = threshold.value_threshold
-    if value.HasField("lower_bound"):
-        lower = value.lower_bound.value
+    lower, upper = entry.get("lower"), entry.get("upper")
+    if lower is not None:
         parts.append(f"at least {lower:g}")
-    if value.HasField("upper_bound"):
-        parts.append(f"at most {value.upper_bound.value:g}")
-    change = threshold.change_threshold
-    if change.HasField("absolute"):
-        parts.append(f"no more than {abs(change.absolute.value):.4g} below the baseline")
-    if change.HasField("relative"):
+    if upper is not None:
+        parts.append(f"at most {upper:g}")
+    if change is not None and change.HasField("absolute"):
+        side = "below" if higher else "above"
+        parts.append(f"no more than {abs(change.absolute.value):.4g} {side} the baseline")
+    if change is not None and change.HasField("relative"):
         parts.append(f"relative change at least {change.relative.value:g}")
-    return Threshold(metric, f"{'; '.join(parts) or '(none)'} (on {slices})", lower, slices)
+    text = f"{'; '.join(parts) or '(none)'} (on {slices})"
+    return Threshold(metric, text, lower, slices, upper, higher)
 
 
 def _spec_name(spec) -> str:  # tfma.SlicingSpec
@@ -356,15 +365,7 @@ def _spec_name(spec) -> str:  # tfma.SlicingSpec
 
 
 def _slice_name(slice_key) -> str:  # tfma SliceKey proto
-    keys = slice_key.single_slice_keys
-    if not keys:
-        return "Overall"
-    parts = []
-    for key in keys:
-        kind = key.WhichOneof("kind")
-        value = getattr(key, kind)
-        parts.append(f"{key.column} = {value.decode() if isinstance(value, bytes) else value}")
-    return ", ".join(parts)
+    return eval_metrics.slice_name(slice_key)
 
 
 def _slice_order(metrics: SliceMetrics) -> tuple[int, str, float]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from html import escape
 
 from runners.report import charts
-from runners.report.collect import FeatureStats, RunData, Threshold
+from runners.report.collect import FeatureStats, RunData, SliceMetrics, Threshold
 
 SECTIONS = (
     ("summary", "Summary"),
@@ -18,7 +18,6 @@ SECTIONS = (
     ("baseline", "Baseline"),
     ("signatures", "Signatures"),
 )
-SLICE_CHART_METRIC = "auc"
 
 CSS = """
 body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: #222; margin: 0;
@@ -92,7 +91,7 @@ def _summary(data: RunData) -> str:
     )
     overall = next((m for m in data.metrics if m.name == "Overall"), None)
     metrics = (
-        ", ".join(f"{name} {format_metric(name, value)}" for name, value in sorted(overall.values.items()))
+        ", ".join(f"{name} {format_metric(name, value)}" for name, value in overall.values.items())
         if overall
         else "none"
     )
@@ -103,6 +102,7 @@ def _summary(data: RunData) -> str:
         [
             ["Run", escape(data.run_id)],
             ["Outcome", outcome],
+            ["Task", escape(data.task_description or "unknown")],
             ["Rows", escape(rows)],
             ["Anomalies", escape(anomalies)],
             ["Eval metrics (overall)", escape(metrics)],
@@ -200,46 +200,55 @@ def _schema(data: RunData) -> str:
 def _evaluation(data: RunData) -> str:
     if not data.metrics:
         return _section("evaluation", '<p class="muted">The Evaluator did not run in this run.</p>')
-    names = sorted({name for m in data.metrics for name in m.values})
-    thresholds = {t.metric.lower(): t for t in data.thresholds}
-    every_slice = {t.metric.lower(): t for t in data.thresholds if t.slices == "every slice"}
+    names = list(dict.fromkeys(name for m in data.metrics for name in m.values))
+    thresholds = {t.metric: t for t in data.thresholds}
     overall = [m for m in data.metrics if m.name == "Overall"]
     slices = [m for m in data.metrics if m.name != "Overall"]
     has_baseline = any(m.baseline for m in overall)
     header = ["Metric", "Candidate"] + (["Baseline"] if has_baseline else []) + ["Threshold"]
     rows = []
     for name in names:
-        value = overall[0].values.get(name) if overall else None
-        row = [escape(name), _metric_cell("Overall", name, value)]
+        row = [escape(name), _metric_cell(overall[0] if overall else None, name)]
         if has_baseline:
-            row.append(_metric_cell("Overall", name, overall[0].baseline.get(name), model="baseline"))
+            row.append(_metric_cell(overall[0], name, model="baseline"))
         threshold = thresholds.get(name)
         row.append(escape(threshold.text) if threshold else '<span class="muted">reported only</span>')
         rows.append(row)
     content = "<h3>Overall</h3>" + _table(header, rows)
     if slices:
-        bound = every_slice.get(SLICE_CHART_METRIC)
+        chart_metric = _chart_metric(data, names)
+        bound = next((t for t in data.thresholds if t.metric == chart_metric and t.slices == "every slice"), None)
         chart = charts.slice_bars(
-            [(m.name.partition(" = ")[2] or m.name, m.values.get(SLICE_CHART_METRIC)) for m in slices],
-            bound.lower_bound if bound else None,
+            [(m.name.partition(" = ")[2] or m.name, m.values.get(chart_metric)) for m in slices],
+            bound.bar if bound else None,
+            higher_is_better=bound.higher_is_better if bound else True,
         )
         column = slices[0].name.partition(" = ")[0]
-        slice_rows = [
-            [escape(m.name)] + [_metric_cell(m.name, name, m.values.get(name)) for name in names] for m in slices
-        ]
+        slice_rows = [[escape(m.name)] + [_metric_cell(m, name) for name in names] for m in slices]
         content += (
             f"<h3>Per slice: {escape(column)}</h3>"
-            f'<p class="caption">{SLICE_CHART_METRIC} per slice{_slice_note(bound, thresholds)}</p>{chart}'
-            + _table(["Slice", *names], slice_rows)
+            f'<p class="caption">{escape(chart_metric)} per slice{_slice_note(chart_metric, bound, thresholds)}</p>'
+            f"{chart}" + _table(["Slice", *names], slice_rows)
         )
     return _section("evaluation", content)
 
 
-def _slice_note(bound: Threshold | None, thresholds: dict[str, Threshold]) -> str:
+def _chart_metric(data: RunData, names: list[str]) -> str:
+    """The blessing metric (the one with an overall threshold), else the first one computed."""
+    gated = [t.metric for t in data.thresholds if t.metric in names]
+    return gated[0] if gated else names[0]
+
+
+def _slice_note(metric: str, bound: Threshold | None, thresholds: dict[str, Threshold]) -> str:
+    notes = []
     if bound:
-        return "; red: below its threshold"
-    other = thresholds.get(SLICE_CHART_METRIC)
-    return f" (its threshold applies to {escape(other.slices)} only)" if other else ""
+        notes.append("red: on the wrong side of its threshold")
+    else:
+        other = thresholds.get(metric)
+        if other:
+            notes.append(f"its threshold applies to {escape(other.slices)} only")
+    notes.append("grey: undefined (the slice holds one class)")
+    return f" ({'; '.join(notes)})"
 
 
 def _blessing(data: RunData) -> str:
@@ -247,11 +256,11 @@ def _blessing(data: RunData) -> str:
         return _section("blessing", '<p class="muted">Not evaluated in this run.</p>')
     thresholds = "; ".join(f"{t.metric}: {t.text}" for t in data.thresholds) or "none"
     content = f'<p id="verdict">{_verdict(data.blessed)}</p><p>Thresholds: {escape(thresholds)}</p>'
-    if data.validation_failures:
-        shown = data.validation_failures[:30]
-        more = len(data.validation_failures) - len(shown)
+    if data.blessing_failures:
+        shown = data.blessing_failures[:30]
+        more = len(data.blessing_failures) - len(shown)
         items = "".join(f"<li>{escape(failure)}</li>" for failure in shown)
-        content += f"<p>{len(data.validation_failures)} threshold check(s) failed:</p>" f"<ul>{items}</ul>" + (
+        content += f'<p>Not blessed because:</p><ul id="blessing-failures">{items}</ul>' + (
             f'<p class="muted">... and {more} more</p>' if more > 0 else ""
         )
     pushed = escape(data.pushed_model) if data.pushed_model else "none pushed in this run"
@@ -279,18 +288,24 @@ def _signatures(data: RunData) -> str:
     return _section("signatures", _table(["Signature", "Inputs", "Outputs"], rows))
 
 
-def _metric_cell(slice_name: str, metric: str, value: float | None, model: str = "candidate") -> str:
-    shown = format_metric(metric, value)
+def _metric_cell(metrics: SliceMetrics | None, metric: str, model: str = "candidate") -> str:
+    """A value, 'undefined' (with why, on hover) for a value the slice cannot have, 'n/a' when not computed."""
+    slice_name = metrics.name if metrics else "Overall"
+    values = (metrics.baseline if model == "baseline" else metrics.values) if metrics else {}
+    undefined = metric in values and values[metric] is None
+    shown = format_metric(metric, values.get(metric)) if metric in values else "n/a"
+    why = metrics.undefined.get(metric, "") if metrics and undefined and model == "candidate" else ""
+    title = f' title="{escape(why)}"' if why else ""
     return (
-        f'<td class="num" data-slice="{escape(slice_name)}" data-metric="{escape(metric)}" '
-        f'data-model="{model}">{shown}</td>'
+        f'<td class="num{" muted" if undefined else ""}" data-slice="{escape(slice_name)}" '
+        f'data-metric="{escape(metric)}" data-model="{model}"{title}>{shown}</td>'
     )
 
 
 def format_metric(metric: str, value: float | None) -> str:
-    """4 decimals; counts as whole numbers."""
+    """4 decimals; counts as whole numbers; 'undefined' for a value a slice cannot have."""
     if value is None:
-        return "n/a"
+        return "undefined"
     if "count" in metric and float(value).is_integer():
         return f"{value:,.0f}"
     return f"{value:.4f}"

@@ -1,5 +1,5 @@
 """The pipeline's Evaluator executor: TFX's, leaving out BaselineModel's "none found" marker; a real
-baseline still gates the blessing through the change threshold (`evaluation.max_auc_drop`)."""
+baseline still gates the blessing through the change threshold (`evaluation.blessing.max_drop`)."""
 
 from __future__ import annotations
 
@@ -46,7 +46,9 @@ def evaluate(
     examples_uri: Path, candidate: Path, baseline: standard_artifacts.Model | None, output: Path
 ) -> tuple[standard_artifacts.ModelBlessing, dict[tuple[str, str, bool], float]]:
     """Runs the pipeline's Evaluator executor; returns the blessing and the overall metrics."""
-    config = load_config(overrides={"runner.output_dir": str(output), "evaluation.min_auc": 0.0})
+    # No bounds: only the change threshold against the baseline decides here.
+    overrides = {"evaluation.blessing.minimum": 0.0, "evaluation.blessing.maximum": None}
+    config = load_config(overrides={"runner.output_dir": str(output), **overrides})
     examples = standard_artifacts.Examples()
     examples.uri = str(examples_uri)
     examples.split_names = artifact_utils.encode_split_names(["train", "eval"])
@@ -77,16 +79,16 @@ def evaluate(
 def test_the_none_found_marker_is_left_out(examples_uri: Path, model_uri: Path, tmp_path: Path) -> None:
     blessing, metrics = evaluate(examples_uri, model_uri, no_baseline_marker(tmp_path / "empty"), tmp_path / "out")
 
-    assert blessing.get_int_custom_property("blessed") == 1  # min_auc 0 here; no change threshold without a baseline
+    assert blessing.get_int_custom_property("blessed") == 1  # minimum 0 here; no change threshold without a baseline
     assert not blessing.has_custom_property("baseline_model")
-    assert {name for name, _, _ in metrics} == {"auc", "example_count"}
+    assert {name for name, _, _ in metrics} == {"auc", "example_count", "mean_label"}
     assert not any(is_diff for _, _, is_diff in metrics)
 
 
 def test_a_baseline_gates_the_blessing_by_the_change_threshold(
     examples_uri: Path, model_uri: Path, untrained_model_uri: Path, tmp_path: Path
 ) -> None:
-    max_drop = load_config().evaluation.max_auc_drop
+    max_drop = load_config().evaluation.blessing.max_drop
     decisions = {}
     for name, candidate, baseline in (
         ("trained", model_uri, untrained_model_uri),

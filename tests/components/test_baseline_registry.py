@@ -1,4 +1,5 @@
-"""BaselineModel on Vertex AI: the newest registry version that a run of this pipeline uploaded.
+"""BaselineModel on Vertex AI: the newest registry version that a run of this pipeline uploaded; and
+BaselineStatistics: what that run's StatisticsGen step recorded.
 
 Runs of two pipelines execute on the Vertex AI stand-in (small programs standing in for Trainer,
 Evaluator and ModelRegistration), registry versions carry the labels ModelRegistration writes, and
@@ -19,7 +20,7 @@ from google.api_core import exceptions
 from google.cloud import aiplatform
 from tfx.types import standard_artifacts
 
-from components.baseline import executor
+from components.baseline import executor, statistics
 from components.baseline.sources import RegistrySource, to_json
 from tools.standins.containers import ContainerRuntime, LocalImage
 from tools.standins.fixtures import aiplatform_configured
@@ -36,7 +37,8 @@ SERVING_IMAGE = "us-docker.pkg.dev/vertex-ai/prediction/tf2-cpu.2-15:latest"
 ARTIFACT_TYPES = ("Model", "ModelBlessing", "PushedModel")
 PROJECT_WIDE_BLESSING = 'schema_title="tfx.ModelBlessing" AND state=LIVE AND metadata.blessed.number_value=1'
 
-# Each task writes its outputs; a blessing names the model it blessed (as TFX's Evaluator does).
+# Each task writes its outputs; a blessing names the model it blessed (as TFX's Evaluator does),
+# statistics have a folder per split (as StatisticsGen writes them).
 PROGRAM = """
 import json, os, sys
 executor_input = json.loads(sys.argv[1])
@@ -45,6 +47,9 @@ written = {"artifacts": {}}
 for key, listed in executor_input["outputs"]["artifacts"].items():
     artifact = listed["artifacts"][0]
     os.makedirs(artifact["uri"], exist_ok=True)
+    if key == "statistics":
+        for split in ("train", "eval"):
+            os.makedirs(os.path.join(artifact["uri"], "Split-" + split), exist_ok=True)
     metadata = {"blessed": 1, "current_model_id": inputs["model"]["name"]} if key == "blessing" else {}
     artifact["metadata"] = metadata
     written["artifacts"][key] = {"artifacts": [artifact]}
@@ -53,13 +58,15 @@ json.dump(written, open(executor_input["outputs"]["outputFile"], "w"))
 
 
 def run_spec(pipeline_name: str, program: Path) -> dict[str, Any]:
-    """Trainer -> Evaluator -> ModelRegistration, named as the compiled pipeline names them."""
+    """StatisticsGen, Trainer -> Evaluator -> ModelRegistration, named as the compiled pipeline names them."""
     container = {"image": IMAGE, "command": [sys.executable, str(program), "{{$}}"]}
     model, blessing = (
         {"artifactType": {"schemaTitle": "tfx.Model"}},
         {"artifactType": {"schemaTitle": "tfx.ModelBlessing"}},
     )
+    statistics_type = {"artifactType": {"schemaTitle": "tfx.ExampleStatistics"}}
     components = {
+        "StatisticsGen": {"outputDefinitions": {"artifacts": {"statistics": statistics_type}}},
         "Trainer": {"outputDefinitions": {"artifacts": {"model": model}}},
         "Evaluator": {
             "inputDefinitions": {"artifacts": {"model": model}},
@@ -103,7 +110,7 @@ class Cloud:
     program: Path
 
     def run(self, pipeline_name: str, job_id: str) -> str:
-        """Runs the pipeline; returns the URI of its Trainer's model."""
+        """Runs the pipeline; returns the URI of its Trainer's model (statistics_of: its statistics)."""
         spec = self.folder / f"{job_id}.json"
         spec.write_text(json.dumps(run_spec(pipeline_name, self.program)))
         job = aiplatform.PipelineJob(
@@ -114,6 +121,10 @@ class Cloud:
         tasks = {task.task_name: task for task in aiplatform.PipelineJob.get(job_id).task_details}
         assert tasks["ModelRegistration"].state.name == "SUCCEEDED"
         return tasks["Trainer"].outputs["model"].artifacts[0].uri
+
+    def statistics_of(self, job_id: str) -> str:
+        tasks = {task.task_name: task for task in aiplatform.PipelineJob.get(job_id).task_details}
+        return tasks["StatisticsGen"].outputs["statistics"].artifacts[0].uri
 
 
 @pytest.fixture
@@ -219,3 +230,38 @@ def test_nothing_registered_yet_gives_an_empty_marked_output(cloud: Cloud, tmp_p
     assert baseline.get_int_custom_property(executor.FOUND_KEY) == 0
     assert executor.is_no_baseline_marker(baseline)
     assert "registered" in baseline.get_string_custom_property(executor.REASON_KEY)
+
+
+def baseline_statistics(tmp_path: Path, baseline_source: RegistrySource) -> standard_artifacts.ExampleStatistics:
+    """Runs BaselineStatistics' executor as the pipeline image would; returns its output artifact."""
+    current = standard_artifacts.ExampleStatistics()
+    current.uri = "gs://my-tfx-dev-pipelines/taxi-tips/123456789012/new/StatisticsGen_3/statistics"
+    output = standard_artifacts.ExampleStatistics()
+    output.uri = str(tmp_path / "BaselineStatistics" / "baseline_statistics")
+    statistics.Executor().Do(
+        {statistics.STATISTICS_KEY: [current]},
+        {statistics.BASELINE_STATISTICS_KEY: [output]},
+        {executor.SOURCE_KEY: to_json(baseline_source), statistics.STATISTICS_STEP_KEY: "StatisticsGen"},
+    )
+    return output
+
+
+def test_the_baseline_statistics_are_those_of_the_run_of_the_newest_registered_model(
+    cloud: Cloud, tmp_path: Path
+) -> None:
+    assert executor.is_no_baseline_marker(baseline_statistics(tmp_path / "before", source()))  # nothing registered
+    cloud.run("taxi-tips", "taxi-tips-run-1")
+    cloud.run("taxi-tips", "taxi-tips-run-2")
+    cloud.run("other-pipeline", "other-pipeline-run-1")
+    register("taxi-tips", {"blessed": "true", "pipeline_job": "taxi-tips-run-1"})
+    register("taxi-tips", {"blessed": "true", "pipeline_job": "taxi-tips-run-2"})
+    register("taxi-tips", {"blessed": "true", "pipeline_job": "other-pipeline-run-1"})  # another pipeline's run
+    register("taxi-tips", {"pipeline_job": "taxi-tips-run-1"})  # not labelled blessed
+
+    found = baseline_statistics(tmp_path / "after", source())
+
+    assert found.uri == cloud.statistics_of("taxi-tips-run-2") != cloud.statistics_of("taxi-tips-run-1")
+    assert found.split_names == '["eval", "train"]'
+    assert found.get_int_custom_property(executor.FOUND_KEY) == 1
+    data_of = found.get_string_custom_property(statistics.DATA_OF_KEY)
+    assert data_of.startswith("the data of ") and data_of.endswith("models/taxi-tips@2 (run taxi-tips-run-2)")

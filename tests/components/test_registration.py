@@ -15,8 +15,10 @@ from tfx.types import artifact_utils, standard_artifacts
 from components.registration import executor
 from components.registration.models_bucket import CopiedModel, ModelCopyError, copy_to_models_bucket
 from components.registration.settings import PREBUILT, SERVING_CONTAINERS, TF_SERVING, RegistrySettings
-from components.registration.upload import pipeline_job_id, provenance_labels, register_version
+from components.registration.upload import pipeline_job_id, provenance_labels, register_version, version_description
+from components.serving_checks import Task
 from components.smoke_test import SmokeTestError
+from models.label import TASK
 from pipeline.config import BASE_CONFIG, ConfigError, load_config, vertex_config_path
 from pipeline.deploy_config import RegistryConfig
 from tests.components.test_smoke_test import tiny_model
@@ -67,7 +69,7 @@ def run_executor(
     executor.Executor().Do(
         {"model": [model], "model_blessing": [blessing], "examples": [examples]},
         {"registered_model": [output]},
-        {"registry": registry.to_json() if registry else "", "smoke_examples": 4},
+        {"registry": registry.to_json() if registry else "", "smoke_examples": 4, "task": TASK.to_json()},
     )
     return output
 
@@ -133,7 +135,9 @@ def test_blessed_models_become_versions_of_one_registry_model(
     )
     assert copied == [f"taxi-tips/taxi-tips-vertex-dev-20261204-030000-cd34/1/{name}" for name in exported]
     assert "saved_model.pb" in exported and any(name.startswith("variables/") for name in exported)
-    assert version["versionDescription"] == "Blessed by the Evaluator. Eval metrics: not recorded"
+    assert version["versionDescription"] == (
+        f"Blessed by the Evaluator. Task: {TASK.describe()}. Eval metrics: not recorded"
+    )
     assert [r.body.get("parentModel", "") for r in vertex_env.server.find_requests("POST", r"models:upload$")] == [
         "",
         "projects/my-tfx-dev/locations/us-central1/models/taxi-tips",
@@ -390,3 +394,13 @@ def test_the_vertex_configs_serve_with_tf_serving_from_the_projects_mirror(env: 
 
 def test_the_config_knows_the_containers_the_registration_knows() -> None:
     assert RegistryConfig.model_fields["serving_container"].annotation.__args__ == SERVING_CONTAINERS
+
+
+def test_the_version_description_names_the_task_and_keeps_per_class_metrics_apart() -> None:
+    task = Task.multiclass(classes=("setosa", "versicolor", "virginica"))
+    metrics = {"auc (macro average)": 0.91, "auc[setosa]": 0.99, "auc[virginica]": None, "example_count": 150.0}
+    assert version_description(metrics, task) == (
+        "Blessed by the Evaluator. Task: 3-class classification (setosa, versicolor, virginica). Eval metrics: "
+        "auc (macro average) 0.9100, auc[setosa] 0.9900, auc[virginica] undefined, example_count 150"
+    )
+    assert len(version_description({f"auc[class {i}]": 0.5 for i in range(200)}, task)) == 1000

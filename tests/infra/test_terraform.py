@@ -27,6 +27,7 @@ from tests.infra.terraform import (
 )
 from tests.workflows.workflows import WORKFLOWS_DIR, evaluate
 
+PIPELINE_NAME = yaml.safe_load((REPO_ROOT / "configs" / "base.yaml").read_text())["pipeline_name"]
 REPOSITORY_CONDITION = "assertion.repository == '${var.github_repository}'"
 REPOSITORY_ID_CONDITION = "assertion.repository_id == '${var.github_repository_id}'"
 PRIMITIVE_ROLES = re.compile(r"roles/(owner|editor|viewer)\b")
@@ -415,8 +416,8 @@ def test_names_fit_the_vertex_configs() -> None:
         def name(template: str, project: str = project) -> str:
             return template.replace("${var.project}", project)
 
-        assert runner["pipeline_root"] == f"gs://{name(local_values['pipeline_bucket'])}/taxi-tips"
-        assert data["path"] == f"gs://{name(local_values['data_bucket'])}/taxi"
+        assert runner["pipeline_root"] == f"gs://{name(local_values['pipeline_bucket'])}/{PIPELINE_NAME}"
+        assert data["path"] == f"gs://{name(local_values['data_bucket'])}/{PIPELINE_NAME}"
         registry = yaml.safe_load((REPO_ROOT / "configs" / f"vertex-{environment}.yaml").read_text())["registry"]
         assert registry["models_bucket"] == f"gs://{name(local_values['models_bucket'])}"
         serving_repository = (
@@ -570,3 +571,19 @@ def test_the_identity_table_says_who_acts_as_whom_and_who_comes_from_github() ->
     for account, cells in identity_table().items():
         assert set(re.findall(r"`([\w-]+)`", cells[ACTS_AS])) == acts_as.get(account, set()), account
         assert set(re.findall(r"`(github-[a-z]+)`", cells[USED_BY])) == from_pool.get(account, set()), account
+
+
+def test_names_come_from_the_pipeline_name_variable() -> None:
+    """Nothing in infra/ names the example pipeline: outputs and labels follow var.pipeline_name, which
+    is configs/base.yaml's pipeline_name (the tfvars examples leave it to fill in)."""
+    values = outputs()
+    assert values["pipeline_root"]["value"] == "gs://${google_storage_bucket.pipelines.name}/${var.pipeline_name}"
+    assert values["data_path"]["value"] == "gs://${google_storage_bucket.data.name}/${var.pipeline_name}"
+    assert values["pipeline_image"]["value"] == "${local.image_registry}/${var.pipeline_name}"
+    (validation,) = variables()["pipeline_name"]["validation"]
+    assert "default" not in variables()["pipeline_name"]
+    assert re.fullmatch(validation["condition"].split('"')[1], PIPELINE_NAME)
+    assert "taxi" not in text_of_all_files()
+    for example in ("dev", "prod"):
+        text = (INFRA / f"{example}.tfvars.example").read_text()
+        assert re.search(r'^pipeline_name\s+= "" # required: pipeline_name in configs/base.yaml$', text, re.M)

@@ -7,7 +7,8 @@ import tensorflow_transform as tft
 import tensorflow_transform.beam as tft_beam
 from tensorflow_transform.tf_metadata import dataset_metadata, metadata_io, schema_utils
 
-from models import features, preprocessing
+from models import features, label, preprocessing
+from models.task import LABEL_XF
 
 # Raw features as the taxi CSV gives them, all optional (sparse) like in the inferred schema.
 RAW_FEATURE_SPEC = {
@@ -50,7 +51,7 @@ def serialized_example(trip: dict, *, with_label: bool = False) -> bytes:
     """A raw trip as CsvExampleGen writes it: empty features left out, the label only if asked."""
     feature = {}
     for key, values in trip.items():
-        if not values or (key == features.LABEL_KEY and not with_label):
+        if not values or (key in set(label.COLUMNS) - set(features.RAW_FEATURE_KEYS) and not with_label):
             continue
         if isinstance(values[0], bytes):
             feature[key] = tf.train.Feature(bytes_list=tf.train.BytesList(value=values))
@@ -64,7 +65,7 @@ def serialized_example(trip: dict, *, with_label: bool = False) -> bytes:
 def dataset(rows: list[dict], batch_size: int = 32) -> tf.data.Dataset:
     """Transformed rows as (features, label) batches, as the Trainer's input gives them."""
     columns = {key: np.array([row[key] for row in rows]) for key in rows[0]}
-    labels = columns.pop(features.LABEL_XF)
+    labels = columns.pop(LABEL_XF)
     return tf.data.Dataset.from_tensor_slices((columns, labels)).batch(batch_size)
 
 

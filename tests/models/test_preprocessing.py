@@ -4,7 +4,8 @@ import tensorflow as tf
 from google.protobuf import text_format
 from tensorflow_metadata.proto.v0 import schema_pb2
 
-from models import features, preprocessing
+from models import features, label, preprocessing
+from models.task import LABEL_XF, Task, class_index, label_array, label_tensor
 from pipeline.paths import REPO_ROOT
 from tests.models.conftest import trips
 
@@ -13,7 +14,7 @@ CURATED_SCHEMA = REPO_ROOT / "schema" / "schema.pbtxt"
 
 def test_every_model_feature_and_the_label_are_produced(transformed) -> None:
     rows, _ = transformed
-    expected = {features.transformed_name(key) for key in features.RAW_FEATURE_KEYS} | {features.LABEL_XF}
+    expected = {features.transformed_name(key) for key in features.RAW_FEATURE_KEYS} | {LABEL_XF}
     assert set(rows[0]) == expected
 
 
@@ -21,8 +22,33 @@ def test_label_is_a_big_tip_over_twenty_percent_of_the_fare(transformed) -> None
     rows, _ = transformed
     raw = trips(len(rows))
     expected = [int(r["tips"][0] > 0.2 * r["fare"][0]) for r in raw]
-    assert [row[features.LABEL_XF] for row in rows] == expected
+    assert [row[LABEL_XF] for row in rows] == expected
     assert 0 < sum(expected) < len(expected)
+
+
+def test_the_label_declaration_gives_the_same_labels_on_numpy_and_tensorflow() -> None:
+    """Preflight computes the label on NumPy arrays of the CSV rows, Transform on tensors: the same function."""
+    raw = trips(50)
+    columns = {key: np.array([r[key][0] for r in raw], np.float32) for key in label.COLUMNS}
+    from_numpy = label_array(label.TASK, label.compute(columns))
+    tensors = {key: tf.constant(values) for key, values in columns.items()}
+    from_tensors = label_tensor(label.TASK, label.compute(tensors)).numpy()
+    assert from_numpy.tolist() == from_tensors.tolist() == [int(r["tips"][0] > 0.2 * r["fare"][0]) for r in raw]
+    assert from_numpy.dtype == np.int64
+
+
+@pytest.mark.parametrize("as_tensor", [False, True])
+def test_class_index_maps_names_and_integer_codes(as_tensor: bool) -> None:
+    def run(values, dtype):
+        result = class_index(task, tf.constant(values, dtype) if as_tensor else np.array(values))
+        return result.numpy().tolist() if as_tensor else result.tolist()
+
+    task = Task.multiclass(classes=("setosa", "versicolor", "virginica"))
+    assert run(["virginica", "setosa", "rose"], tf.string) == [2, 0, -1]
+    codes = Task.multiclass(classes=("1", "2", "3"))
+    task = codes
+    assert run([3, 1, 7], tf.int64) == [2, 0, -1]
+    assert run([3.0, 1.5], tf.float32) == [2, -1]
 
 
 def test_amounts_are_log_scaled_to_zero_mean_unit_variance(transformed) -> None:

@@ -1,15 +1,21 @@
+import json
 from pathlib import Path
 
 import pytest
 
+from components.serving_checks import Task
+from models import features, label
 from pipeline.config import (
     BASE_CONFIG,
     LOCAL_CONFIG,
     ConfigError,
     VertexRunnerConfig,
+    check_against_model,
     load_config,
+    read_serving_instances,
     vertex_config_path,
 )
+from pipeline.deploy_config import EndpointConfig
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -21,7 +27,9 @@ def write(tmp_path: Path, text: str) -> Path:
 def test_committed_configs_are_valid() -> None:
     config = load_config()
     assert config.runner.kind == "local"
-    assert config.evaluation.min_auc >= 0.9
+    assert config.evaluation.blessing.metric == "auc" and config.evaluation.blessing.minimum >= 0.9
+    assert config.evaluation.blessing.maximum == 0.995  # too good to be true: on by default
+    assert config.data.missing_tokens == ("", "NA", "N/A", "null")
     assert config.data.path is None
 
 
@@ -44,9 +52,31 @@ def test_later_file_and_overrides_win(tmp_path: Path) -> None:
             "env.yaml: training.train_steps: input should be a valid integer",
         ),
         (
-            "evaluation: {min_auc: 1.5}\n",
-            "env.yaml: evaluation.min_auc: input should be less than or equal to 1",
+            "evaluation: {min_auc: 0.9}\n",
+            "env.yaml: unknown key 'evaluation.min_auc' (allowed here: metrics, blessing,",
         ),
+        (
+            "evaluation: {blessing: {metric: f1}}\n",
+            "env.yaml: evaluation.blessing.metric: expected one of accuracy, auc, auc_precision_recall, mae, mse, rmse",
+        ),
+        ("evaluation: {metrics: [auc, f1]}\n", "env.yaml: evaluation.metrics: expected names from accuracy, auc,"),
+        (
+            "evaluation: {blessing: {minimum: null}}\n",
+            "env.yaml: evaluation.blessing: minimum is required: the bar auc must reach to be blessed (higher is",
+        ),
+        (
+            "evaluation: {blessing: {metric: rmse, maximum: null}}\n",
+            "env.yaml: evaluation.blessing: maximum is required: the bar rmse must reach to be blessed (lower is",
+        ),
+        (
+            "evaluation: {blessing: {minimum: 0.99, maximum: 0.9}}\n",
+            "env.yaml: evaluation.blessing: minimum (0.99) must be below maximum (0.9)",
+        ),
+        (
+            "evaluation: {blessing: {max_drop: -0.1}}\n",
+            "env.yaml: evaluation.blessing.max_drop: input should be greater",
+        ),
+        ("data: {missing_values: [NA, 7]}\n", "env.yaml: data.missing_values.1: input should be a valid string"),
         ("runner: {beam: {direct_running_mode: fast}}\n", "env.yaml: runner.beam.direct_running_mode: input"),
         # Bounds TFX can honour: the eval split is a whole number of 100 hash buckets ...
         ("data: {eval_fraction: 0.001}\n", "env.yaml: data.eval_fraction: expected 0.01 to 0.99 in steps of 0.01"),
@@ -71,7 +101,10 @@ def test_later_file_and_overrides_win(tmp_path: Path) -> None:
         ),
         ("training: {learning_rate: .inf}\n", "env.yaml: training.learning_rate: input should be a finite number"),
         ("training: {learning_rate: .nan}\n", "env.yaml: training.learning_rate: input should be a finite number"),
-        ("evaluation: {min_auc: '0.9'}\n", "env.yaml: evaluation.min_auc: input should be a valid number"),
+        (
+            "evaluation: {blessing: {minimum: '0.9'}}\n",
+            "env.yaml: evaluation.blessing.minimum: input should be a valid",
+        ),
         ("training: [1\n", "env.yaml: not valid YAML at line 2, column 1"),
         ("- a list\n", "env.yaml: expected a mapping of keys at the top level, got list"),
     ],
@@ -212,7 +245,7 @@ def test_bad_vertex_config_gives_one_line_naming_file_and_key(tmp_path: Path, te
 
 def test_vertex_runner_without_data_path_names_the_file_choosing_vertex(tmp_path: Path) -> None:
     dev = vertex_config_path("dev").read_text()
-    env = write(tmp_path, dev.replace("path: gs://my-tfx-dev-data/taxi", "path: null"))
+    env = write(tmp_path, dev.replace("path: gs://my-tfx-dev-data/taxi-tips", "path: null"))
     with pytest.raises(ConfigError) as error:
         load_config([BASE_CONFIG, env])
     assert str(error.value) == (
@@ -227,3 +260,66 @@ def test_vertex_runner_needs_its_required_keys(tmp_path: Path) -> None:
     no_kind = write(tmp_path, "runner: {output_dir: out}\n")
     with pytest.raises(ConfigError, match=r"missing required key 'runner.kind' \(one of 'local', 'vertex'\)"):
         load_config([BASE_CONFIG, no_kind])
+
+
+# -- The config against the model's declarations and the data's columns --------------------------
+
+COLUMNS = {"fare": "float", "trip_start_hour": "int", "payment_type": "string", "tips": "float"}
+
+
+def checked(tmp_path: Path, text: str, columns: dict | None = COLUMNS, task: Task = label.TASK) -> list:
+    env = write(tmp_path, text)
+    config = load_config([BASE_CONFIG, LOCAL_CONFIG, env])
+    return check_against_model(config, task=task, features=["fare", "trip_start_hour"], columns=columns)
+
+
+def test_a_slice_feature_that_is_not_a_column_names_the_file_and_the_column(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as error:
+        checked(tmp_path, "evaluation: {slice_features: [trip_start_hr]}\n")
+    assert str(error.value) == (
+        f"{tmp_path / 'env.yaml'}: evaluation.slice_features: 'trip_start_hr' is not a column of the schema "
+        "(its columns: fare, payment_type, tips, trip_start_hour)"
+    )
+
+
+def test_metrics_must_apply_to_the_task(tmp_path: Path) -> None:
+    expected = (
+        f"{BASE_CONFIG}: evaluation.blessing.metric: 'auc' does not apply to regression (choose from mae, mse, "
+        "rmse) (the task in models/label.py: regression: one number per row)"
+    )
+    with pytest.raises(ConfigError) as error:
+        checked(tmp_path, "{}\n", task=Task.regression())
+    assert str(error.value) == expected
+    with pytest.raises(ConfigError, match=r"env.yaml: evaluation.metrics: 'auc_precision_recall' does not apply to "):
+        checked(tmp_path, "evaluation: {metrics: [auc_precision_recall]}\n", task=Task.multiclass(["a", "b", "c"]))
+
+
+def test_serving_instances_carry_the_features_with_their_columns_types(tmp_path: Path) -> None:
+    # Local runs have no endpoint section: the default file, the committed instances of the taxi model.
+    config = load_config([BASE_CONFIG, LOCAL_CONFIG])
+    assert config.serving_instances_path.name == "smoke_instances.json"
+    committed = check_against_model(config, task=label.TASK, features=features.RAW_FEATURE_KEYS, columns=None)
+    assert len(committed) == 8
+
+    good = {"fare": 6.05, "trip_start_hour": 23}
+    path = tmp_path / "instances.json"
+    with_file = config.model_copy(update={"endpoint": EndpointConfig.model_validate(endpoint(path))})
+    assert with_file.serving_instances_path == path
+    path.write_text(json.dumps([good]))
+    assert check_against_model(with_file, task=label.TASK, features=list(good), columns=COLUMNS) == [good]
+    for instances, problem in [
+        ([good | {"trip_start_hour": 23.5}], "instance 0: trip_start_hour must be an integer"),
+        ([{"fare": 6.05}], "instance 0: missing features ['trip_start_hour'], unknown features []"),
+    ]:
+        path.write_text(json.dumps(instances))
+        with pytest.raises(ConfigError) as error:
+            check_against_model(with_file, task=label.TASK, features=list(good), columns=COLUMNS)
+        assert str(error.value).startswith(f"{path}: {problem}")
+        assert "\n" not in str(error.value)
+    path.write_text("{not json")
+    with pytest.raises(ConfigError, match=r"instances.json: not JSON"):
+        read_serving_instances(path)
+
+
+def endpoint(path: Path) -> dict:
+    return {"endpoint_id": "e", "display_name": "e", "smoke_test": {"instances_file": str(path)}}

@@ -1,13 +1,18 @@
+import json
 from pathlib import Path
 
 import pytest
 import tensorflow_model_analysis as tfma
 from tfx.components.evaluator import executor as evaluator_executor
 
+from components import csv_examples
 from components.baseline import evaluator as baseline_evaluator
 from components.baseline import sources
+from components.serving_checks import Task
+from models import label
+from models.task import LABEL_XF
 from pipeline import pipeline as tfx_pipeline
-from pipeline.config import load_config
+from pipeline.config import BASE_CONFIG, LOCAL_CONFIG, ConfigError, load_config
 from pipeline.data import taxi_sample_dir
 
 EXPECTED_UPSTREAM = {
@@ -15,7 +20,14 @@ EXPECTED_UPSTREAM = {
     tfx_pipeline.STATISTICS_GEN: {tfx_pipeline.EXAMPLE_GEN},
     tfx_pipeline.SCHEMA_GEN: set(),  # the curated schema file (schema_path)
     tfx_pipeline.EXAMPLE_VALIDATOR: {tfx_pipeline.STATISTICS_GEN, tfx_pipeline.SCHEMA_GEN},
-    tfx_pipeline.VALIDATION_GATE: {tfx_pipeline.EXAMPLE_VALIDATOR, tfx_pipeline.SCHEMA_GEN},
+    # The data the baseline model was trained on, found without waiting for the Trainer.
+    tfx_pipeline.BASELINE_STATISTICS: {tfx_pipeline.STATISTICS_GEN},
+    tfx_pipeline.DISTRIBUTION_VALIDATOR: {tfx_pipeline.STATISTICS_GEN, tfx_pipeline.BASELINE_STATISTICS},
+    tfx_pipeline.VALIDATION_GATE: {
+        tfx_pipeline.EXAMPLE_VALIDATOR,
+        tfx_pipeline.DISTRIBUTION_VALIDATOR,
+        tfx_pipeline.SCHEMA_GEN,
+    },
     # Both read the schema the gate passes on: neither runs when the data has anomalies.
     tfx_pipeline.TRANSFORM: {tfx_pipeline.EXAMPLE_GEN, tfx_pipeline.VALIDATION_GATE},
     # The Trainer reads the raw examples and applies the Transform graph itself.
@@ -79,15 +91,77 @@ def test_model_code_changes_change_only_the_steps_that_use_it(built) -> None:
     assert transform_config != trainer_config
 
 
-def test_blessing_needs_auc_above_the_configured_bound(built) -> None:
+def test_blessing_needs_auc_between_the_configured_bounds_and_near_the_baseline(built) -> None:
     config, _ = built
     eval_config = tfx_pipeline.eval_config(config)
-    metrics = {m.class_name: m for m in eval_config.metrics_specs[0].metrics}
+    (spec,) = eval_config.metrics_specs
+    metrics = {m.class_name: m for m in spec.metrics}
     (overall,) = metrics["AUC"].per_slice_thresholds
     assert list(overall.slicing_specs) == [tfma.SlicingSpec()]
-    assert overall.threshold.value_threshold.lower_bound.value == config.evaluation.min_auc
-    assert set(metrics) == {"AUC", "ExampleCount"}
-    assert eval_config.model_specs[0].label_key == "tips_xf"
+    blessing = config.evaluation.blessing
+    bounds = overall.threshold.value_threshold
+    assert (bounds.lower_bound.value, bounds.upper_bound.value) == (blessing.minimum, blessing.maximum) == (0.9, 0.995)
+    change = overall.threshold.change_threshold
+    assert change.direction == tfma.MetricDirection.HIGHER_IS_BETTER
+    assert change.absolute.value == pytest.approx(-blessing.max_drop)
+    # MeanLabel tells slices holding one class (AUC undefined there) apart.
+    assert set(metrics) == {"AUC", "ExampleCount", "MeanLabel"}
+    assert eval_config.model_specs[0].label_key == LABEL_XF
+
+
+def test_multi_class_metrics_per_class_and_their_macro_average_which_gates(built) -> None:
+    config, _ = built
+    eval_config = tfx_pipeline.eval_config(config, Task.multiclass(classes=("a", "b", "c")))
+    overall, per_class, macro = eval_config.metrics_specs
+    assert [m.class_name for m in overall.metrics] == ["ExampleCount"]
+    assert [m.class_name for m in per_class.metrics] == ["AUC", "MeanLabel"]
+    assert list(per_class.binarize.class_ids.values) == [0, 1, 2]
+    assert not per_class.metrics[0].per_slice_thresholds  # per class: reported only
+    assert macro.aggregate.macro_average and dict(macro.aggregate.class_weights) == {0: 1.0, 1: 1.0, 2: 1.0}
+    (gate,) = macro.metrics[0].per_slice_thresholds
+    assert gate.threshold.value_threshold.lower_bound.value == 0.9
+
+
+def test_regression_blesses_on_an_error_lower_is_better(tmp_path: Path) -> None:
+    env = tmp_path / "env.yaml"
+    env.write_text(
+        "evaluation: {metrics: [mae], blessing: {metric: rmse, minimum: null, maximum: 3.0, max_drop: 0.5}}\n"
+    )
+    config = load_config([BASE_CONFIG, LOCAL_CONFIG, env], {"runner.output_dir": str(tmp_path)})
+    (spec,) = tfx_pipeline.eval_config(config, Task.regression()).metrics_specs
+    metrics = {m.class_name: m for m in spec.metrics}
+    assert set(metrics) == {"RootMeanSquaredError", "MeanAbsoluteError", "ExampleCount"}
+    (gate,) = metrics["RootMeanSquaredError"].per_slice_thresholds
+    assert gate.threshold.value_threshold.upper_bound.value == 3.0
+    assert not gate.threshold.value_threshold.HasField("lower_bound")
+    assert gate.threshold.change_threshold.direction == tfma.MetricDirection.LOWER_IS_BETTER
+    assert gate.threshold.change_threshold.absolute.value == pytest.approx(0.5)
+
+
+def test_example_gen_reads_the_configured_missing_values(built) -> None:
+    _, pipeline = built
+    example_gen = next(c for c in pipeline.components if c.id == tfx_pipeline.EXAMPLE_GEN)
+    assert csv_examples.missing_values(example_gen.exec_properties) == ("", "NA", "N/A", "null")
+
+
+def test_registration_gets_the_task_and_the_serving_instances(built) -> None:
+    config, pipeline = built
+    registration = next(c for c in pipeline.components if c.id == tfx_pipeline.REGISTRATION)
+    assert Task.from_json(registration.exec_properties["task"]) == label.TASK
+    instances = json.loads(registration.exec_properties["serving_instances"])
+    assert instances == json.loads(config.serving_instances_path.read_text())
+
+
+def test_a_slice_feature_missing_from_the_schema_stops_the_build(tmp_path: Path) -> None:
+    env = tmp_path / "env.yaml"
+    env.write_text("evaluation: {slice_features: [trip_start_hr]}\n")
+    config = load_config([BASE_CONFIG, LOCAL_CONFIG, env], {"runner.output_dir": str(tmp_path)})
+    with pytest.raises(ConfigError) as error:
+        tfx_pipeline.create_pipeline(config)
+    assert str(error.value).startswith(
+        f"{env}: evaluation.slice_features: 'trip_start_hr' is not a column of the schema schema/schema.pbtxt (its "
+        "columns: company, dropoff_census_tract,"
+    )
 
 
 def test_transform_writes_only_its_graph(built) -> None:

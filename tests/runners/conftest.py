@@ -22,7 +22,7 @@ training:
   train_steps: 60
   eval_steps: 5
 evaluation:
-  min_auc: 0.6
+  blessing: {minimum: 0.6}
   slice_features: [trip_start_hour]
 """
 

@@ -16,7 +16,7 @@ def test_unknown_config_key_stops_before_any_output(tmp_path: Path, capsys) -> N
     err = capsys.readouterr().err.strip().splitlines()
     assert status == errors.EXIT_BAD_INPUT
     assert err == [f"error: {config}: unknown key 'colour' (allowed here: pipeline_name, data, schema_path, "
-                   "training, evaluation, runner, registry, endpoint)"]  # fmt: skip
+                   "training, evaluation, runner, fast_paths, registry, endpoint)"]  # fmt: skip
     assert not output.exists()
 
 

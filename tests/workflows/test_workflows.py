@@ -257,3 +257,27 @@ def test_credentials_files_stay_out_of_the_build_context_and_the_image() -> None
     assert not (REPO_ROOT / ".gcloudignore").exists()
     assert "gha-creds-*.json" in (REPO_ROOT / ".gitignore").read_text().split()
     assert "gha-creds-*.json" in (REPO_ROOT / ".dockerignore").read_text().split()
+
+
+def test_no_workflow_or_makefile_names_the_example_pipeline(tmp_path) -> None:
+    """The pipeline's name (and the image's) is pipeline_name in configs/base.yaml, read where needed."""
+    import shutil
+    import subprocess
+
+    for path in [*workflow_files(), REPO_ROOT / "Makefile"]:
+        assert "taxi-tips" not in path.read_text(), path
+    make = shutil.which("make")
+    if make is None:
+        pytest.skip("make is not installed")
+    (tmp_path / "configs").mkdir()
+    shutil.copy(REPO_ROOT / "Makefile", tmp_path / "Makefile")
+    for text, expected in [("pipeline_name: churn-model  # ours\n", "churn-model"), ("pipeline_name: 'a-b'\n", "a-b")]:
+        (tmp_path / "configs" / "base.yaml").write_text(f"# a fork\n{text}data: {{}}\n")
+        printed = subprocess.run(
+            [make, "--no-print-directory", "-s", "pipeline-name"], cwd=tmp_path, capture_output=True, text=True
+        )
+        assert printed.stdout.strip() == expected, printed.stderr
+        dry_run = subprocess.run(
+            [make, "--no-print-directory", "-n", "image", "PROJECT=p"], cwd=tmp_path, capture_output=True, text=True
+        )
+        assert f"us-central1-docker.pkg.dev/p/pipelines/{expected}:" in dry_run.stdout

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 import tensorflow as tf
 from google.protobuf import json_format
 from tfx.components.example_gen.csv_example_gen import executor as tfx_csv_executor
-from tfx.components.example_gen.driver import FileBasedDriver
 from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils, standard_artifacts
 
-from components import csv_examples
+from components.fast import csv_examples
 
 HEADER = "id,count,amount,mixed,name,big,padded,sparse\n"
 ROWS = [
@@ -192,11 +190,11 @@ def test_the_global_shuffle_is_skipped_only_when_beam_runs_in_this_process(args,
     assert csv_examples._runs_in_process(args) is in_process
 
 
-def test_other_runners_convert_with_tfxs_own_transform_that_splits_files_by_line() -> None:
-    from tfx.components.example_gen.csv_example_gen import executor as tfx_csv_executor
+def test_other_runners_convert_as_the_stock_executor_does_splitting_files_by_line() -> None:
+    from components import csv_examples as stock_csv_examples
 
     ours = csv_examples.Executor().GetInputSourceToExamplePTransform()
-    assert ours is tfx_csv_executor.Executor().GetInputSourceToExamplePTransform()
+    assert ours is stock_csv_examples.Executor().GetInputSourceToExamplePTransform()
 
 
 def test_a_byte_order_mark_before_the_header_is_skipped(data: Path, tmp_path: Path) -> None:
@@ -207,30 +205,3 @@ def test_a_byte_order_mark_before_the_header_is_skipped(data: Path, tmp_path: Pa
     assert run_executor(csv_examples.Executor, with_mark, tmp_path / "marked") == run_executor(
         csv_examples.Executor, data, tmp_path / "plain"
     )
-
-
-def input_fingerprint(driver_class: type, input_base: Path) -> str:
-    """The `input_fingerprint` exec property the component's driver resolves (what TFX's cache keys on)."""
-    properties = {"input_base": str(input_base), "input_config": json_format.MessageToJson(HASHED_INPUT)}
-    resolved = driver_class(metadata_handle=None).resolve_exec_properties(properties, None, None)
-    return resolved["input_fingerprint"]
-
-
-def test_the_input_fingerprint_follows_the_content_not_size_and_time(data: Path) -> None:
-    assert csv_examples.CsvExampleGen.DRIVER_CLASS is csv_examples.ContentFingerprintDriver
-    file = data / "a.csv"
-    before = file.stat()
-    ours, tfxs = (
-        input_fingerprint(csv_examples.ContentFingerprintDriver, data),
-        input_fingerprint(FileBasedDriver, data),
-    )
-    assert ours.startswith("split:all,num_files:2,total_bytes:") and ",sha256:" in ours
-
-    # One digit changed in place, size and modification time put back (as `cp -p` or rsync -t keep them).
-    edited = file.read_bytes().replace(b"2.5", b"2.6", 1)
-    file.write_bytes(edited)
-    os.utime(file, ns=(before.st_atime_ns, before.st_mtime_ns))
-    assert file.stat().st_size == before.st_size and file.stat().st_mtime_ns == before.st_mtime_ns
-
-    assert input_fingerprint(FileBasedDriver, data) == tfxs  # TFX's would reuse the old examples
-    assert input_fingerprint(csv_examples.ContentFingerprintDriver, data) != ours

@@ -13,7 +13,6 @@ from google.protobuf import json_format
 from kfp.pipeline_spec import pipeline_spec_pb2
 
 from components.baseline.sources import NoSource
-from pipeline import fingerprint
 from pipeline import pipeline as tfx_pipeline
 from pipeline.config import BASE_CONFIG, VertexRunnerConfig, load_config, vertex_config_path
 from runners import cli, errors
@@ -28,6 +27,8 @@ BEAM_COMPONENTS = {
 CONTAINER_COMPONENTS = BEAM_COMPONENTS | {
     tfx_pipeline.SCHEMA_GEN,
     tfx_pipeline.EXAMPLE_VALIDATOR,
+    tfx_pipeline.BASELINE_STATISTICS,
+    tfx_pipeline.DISTRIBUTION_VALIDATOR,
     tfx_pipeline.VALIDATION_GATE,
     tfx_pipeline.TRAINER,
     tfx_pipeline.BASELINE_RESOLVER,
@@ -151,7 +152,7 @@ def test_trainer_starts_a_vertex_training_job_with_the_configured_machine(env: s
     }
     # The local Trainer's settings are kept.
     assert custom_config["hyperparameters"]["hidden_units"] == vertex_config(env).training.hidden_units
-    assert custom_config["source_fingerprint"] == fingerprint.source_fingerprint(*tfx_pipeline.TRAINER_MODULES)
+    assert custom_config["source_fingerprint"] == tfx_pipeline.trainer_fingerprint(vertex_config(env).fast_paths)
 
 
 def test_accelerator_reaches_the_training_job(tmp_path: Path) -> None:
@@ -217,7 +218,7 @@ def test_baseline_is_this_pipelines_latest_registered_model(env: str, specs) -> 
     # The change threshold still compares with the baseline.
     eval_config = json.loads(task_parameter(spec, tfx_pipeline.EVALUATOR, "eval_config"))
     (threshold,) = eval_config["metrics_specs"][0]["metrics"][0]["per_slice_thresholds"]
-    assert threshold["threshold"]["change_threshold"]["absolute"] == pytest.approx(-config.evaluation.max_auc_drop)
+    assert threshold["threshold"]["change_threshold"]["absolute"] == pytest.approx(-config.evaluation.blessing.max_drop)
 
 
 def test_vertex_without_a_registry_has_no_baseline_source() -> None:
@@ -238,7 +239,7 @@ def test_transform_fingerprint_is_the_current_source() -> None:
     config = config.model_copy(update={"runner": config.runner.model_copy(update={"image": TEST_IMAGE})})
     pipeline = tfx_pipeline.create_pipeline(config)
     transform = next(c for c in pipeline.components if c.id == tfx_pipeline.TRANSFORM)
-    expected = fingerprint.source_fingerprint(*tfx_pipeline.TRANSFORM_MODULES)
+    expected = tfx_pipeline.transform_fingerprint()
     assert json.loads(transform.exec_properties["custom_config"]) == {"source_fingerprint": expected}
     # Vertex AI keeps ML Metadata; Beam args live on the Beam components only.
     assert pipeline.metadata_connection_config is None

@@ -33,4 +33,13 @@ def test_normalization_hides_only_versions_and_fingerprints(spec_documents: dict
     assert normalized["labels"]["tfx_runner"] == "kubeflow_v2"
     text = render(document)
     assert text.count('\\"source_fingerprint\\": \\"<fingerprint>\\"') == 2  # Transform and Trainer
+    # Every step whose code is in this repository carries one as a parameter (pipeline/fingerprint.py).
+    tasks = normalized["pipelineSpec"]["root"]["dag"]["tasks"]
+    hidden = {
+        name: task["inputs"]["parameters"]["source_fingerprint"]["runtimeValue"]["constantValue"]["stringValue"]
+        for name, task in tasks.items()
+        if "source_fingerprint" in task.get("inputs", {}).get("parameters", {})
+    }
+    own_code = {"CsvExampleGen", "SchemaGen", "ValidationGate", "BaselineModel", "Evaluator", "ModelRegistration"}
+    assert own_code <= hidden.keys() and set(hidden.values()) == {"<fingerprint>"}
     assert "my-tfx-dev" in text and "DataflowRunner" in text  # the substance stays

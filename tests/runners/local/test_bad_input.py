@@ -121,6 +121,11 @@ def _one_class(base: Path, table: Table) -> Path:
     return write_csv(base, *with_column(table, "tips", lambda index, value: "0"))
 
 
+def _na_label(base: Path, table: Table) -> Path:
+    # "NA" is one of data.missing_values: as empty as an empty cell.
+    return write_csv(base, *with_column(table, "tips", lambda index, value: "NA" if index % 2 else ""))
+
+
 def _symlink_loop(base: Path, table: Table) -> Path:
     folder = write_csv(base, *table)
     (folder / "a.csv").symlink_to(folder / "b.csv")
@@ -175,7 +180,12 @@ PREFLIGHT_CASES = {
     "missing-column": (_missing_column, "error: {data}/data.csv: missing column(s) company (the header has:"),
     "extra-column": (_extra_column, "error: {data}/data.csv: unexpected column(s) driver_rating, not in the schema"),
     "empty-label": (_empty_label, "error: data folder {data}: the label column 'tips' is empty in every row"),
-    "one-class": (_one_class, "error: data folder {data}: every labelled trip is one class (not big tips:"),
+    "one-class": (
+        _one_class,
+        "error: data folder {data}: every labelled row is one class ('tip up to 20%'; models/label.py computes the "
+        "label from tips, fare); the model needs at least two classes to learn",
+    ),
+    "na-label": (_na_label, "error: data folder {data}: the label column 'tips' is empty in every row"),
     "symlink-loop": (
         _symlink_loop,
         "error: {data}/a.csv: a symbolic link loop, not a CSV file (every *.csv entry of the data folder is read "

@@ -58,3 +58,44 @@ def test_the_curated_schema_is_never_overwritten(small_taxi_dir: Path) -> None:
     assert status == errors.EXIT_BAD_INPUT
     assert stderr.strip() == f"error: --output {CURATED} is the curated schema itself; the proposal never overwrites it"
     assert CURATED.read_bytes() == before
+
+
+def write_with_fare(tmp_path: Path, small_taxi_dir: Path, token: str) -> Path:
+    """The small taxi data with `token` in place of every tenth fare."""
+    with (small_taxi_dir / "data.csv").open(newline="") as file:
+        header, *rows = list(csv.reader(file))
+    at = header.index("fare")
+    for index, row in enumerate(rows):
+        if index % 10 == 0:
+            row[at] = token
+    data = tmp_path / f"data-{token}"
+    data.mkdir()
+    with (data / "data.csv").open("w", newline="") as file:
+        csv.writer(file).writerows([header, *rows])
+    return data
+
+
+def feature(proposal: Path, name: str) -> schema_pb2.Feature:
+    schema = text_format.Parse(proposal.read_text(), schema_pb2.Schema())
+    return next(feature for feature in schema.feature if feature.name == name)
+
+
+def test_a_numeric_column_proposed_as_text_is_warned_about(small_taxi_dir: Path, tmp_path: Path) -> None:
+    data, proposal = write_with_fare(tmp_path, small_taxi_dir, "unknown"), tmp_path / "proposed.pbtxt"
+    status, stdout, _ = run_cli(["schema", "--data", str(data), "--output", str(proposal)])
+    assert status == errors.EXIT_OK
+    assert feature(proposal, "fare").type == schema_pb2.BYTES
+    assert "warning: column 'fare' is proposed as text (BYTES) although 90% of its values are numbers; the " in stdout
+    assert "the others: 'unknown' (150 rows). If they mean 'no value', add them to data.missing_values" in stdout
+
+
+def test_missing_value_tokens_are_read_as_missing(small_taxi_dir: Path, tmp_path: Path) -> None:
+    data, proposal = write_with_fare(tmp_path, small_taxi_dir, "NA"), tmp_path / "proposed.pbtxt"
+    status, stdout, _ = run_cli(["schema", "--data", str(data), "--output", str(proposal)])
+    assert status == errors.EXIT_OK
+    assert "warning" not in stdout
+    fare = feature(proposal, "fare")
+    assert fare.type == schema_pb2.FLOAT and not fare.shape.dim  # not in every row: NA is no value
+    # The label's own column is training data only, as in the curated schema.
+    assert list(feature(proposal, "tips").not_in_environment) == ["SERVING"]
+    assert not feature(proposal, "fare").not_in_environment  # a feature, and one the label reads

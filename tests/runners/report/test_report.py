@@ -42,7 +42,8 @@ def evaluation_uri(output: Path) -> str:
 
 def cell(html: str, slice_name: str, metric: str) -> str:
     found = re.search(
-        rf'data-slice="{re.escape(slice_name)}" data-metric="{metric}" data-model="candidate">([^<]*)<', html
+        rf'data-slice="{re.escape(slice_name)}" data-metric="{metric}" data-model="candidate"(?: title="[^"]*")?>([^<]*)<',
+        html,
     )
     assert found, (slice_name, metric)
     return found.group(1)
@@ -71,11 +72,14 @@ def test_metrics_overall_and_per_slice_are_tfma_s(report: str, good_run: LocalRu
         name = f"{keys[0].column} = {keys[0].int64_value}" if keys else "Overall"
         slices += bool(keys)
         values = {e.key.name: e.value.double_value.value for e in metrics.metric_keys_and_values}
-        assert cell(report, name, "auc") == f"{values['auc']:.4f}"
+        if values["mean_label"] in (0.0, 1.0):  # one class in the slice: TFMA reports the AUC as 0.0
+            assert cell(report, name, "auc") == "undefined"
+        else:
+            assert cell(report, name, "auc") == f"{values['auc']:.4f}"
         assert cell(report, name, "example_count") == f"{values['example_count']:,.0f}"
     assert slices >= 20  # trip_start_hour
     assert cell(report, "Overall", "auc") == f"{good_run.summary['metrics']['auc']:.4f}"
-    assert "at least 0.6 (on Overall)" in report
+    assert "at least 0.6; at most 0.995 (on Overall)" in report
 
 
 def test_statistics_anomalies_schema_and_verdict_are_this_run_s(report: str, good_run: LocalRun) -> None:
@@ -122,7 +126,7 @@ def test_a_baseline_and_anomalies_are_shown_when_there_are_some() -> None:
         executions={"ValidationGate": "COMPLETE", "Evaluator": "COMPLETE"},
         anomalies=[Anomaly("company", "values from the list", "values not in the list: X (~20%)", ("train",))],
         metrics=[SliceMetrics("Overall", {"auc": 0.91}, {"auc": 0.93})],
-        thresholds=[Threshold("AUC", "at least 0.9 (on Overall)", 0.9, "Overall")],
+        thresholds=[Threshold("auc", "at least 0.9 (on Overall)", 0.9, "Overall")],
         blessed=False,
         baseline_model="/out/Trainer/model/7",
     )
@@ -131,3 +135,33 @@ def test_a_baseline_and_anomalies_are_shown_when_there_are_some() -> None:
     assert "<b>company</b> [train]: expected values from the list; found values not in the list: X (~20%)" in html
     assert 'data-slice="Overall" data-metric="auc" data-model="baseline">0.9300<' in html
     assert '<span class="bad">NOT BLESSED</span>' in html
+
+
+def test_undefined_values_per_class_keys_and_why_not_blessed_are_shown() -> None:
+    data = RunData(
+        pipeline_name="iris",
+        run_id="2030-01-01T00:00:00",
+        executions={"Evaluator": "COMPLETE"},
+        metrics=[
+            SliceMetrics("Overall", {"auc (macro average)": 0.9999, "auc[setosa]": 1.0, "example_count": 150.0}),
+            SliceMetrics(
+                "petal = small",
+                {"auc (macro average)": None, "auc[setosa]": None, "example_count": 50.0},
+                undefined={"auc[setosa]": "the slice holds only examples of 'setosa'"},
+            ),
+        ],
+        thresholds=[
+            Threshold("auc (macro average)", "at least 0.9; at most 0.995 (on Overall)", 0.9, "Overall", 0.995)
+        ],
+        blessing_failures=["auc (macro average) 0.9999 is above the ceiling 0.995 (evaluation.blessing.maximum): ..."],
+        blessed=False,
+        task_description="3-class classification (setosa, versicolor, virginica)",
+    )
+    html = render(data)
+    assert cell(html, "Overall", "auc \\(macro average\\)") == "0.9999"
+    assert cell(html, "Overall", "auc\\[setosa\\]") == "1.0000"
+    assert 'data-metric="auc[setosa]" data-model="candidate" title="the slice holds only examples of' in html
+    assert ">undefined<" in html and "0.0000" not in html
+    assert '<ul id="blessing-failures"><li>auc (macro average) 0.9999 is above the ceiling 0.995' in html
+    assert "3-class classification (setosa, versicolor, virginica)" in html
+    assert "auc (macro average) per slice" in html

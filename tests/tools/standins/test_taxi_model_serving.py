@@ -12,6 +12,7 @@ from pathlib import Path
 from google.cloud import aiplatform
 
 from components.serving_checks import prediction_problems
+from models.label import TASK
 from tests.components.conftest import model_uri  # noqa: F401 (a real export, built once per session)
 from tests.models.conftest import transformed  # noqa: F401
 from tests.tools.standins.saved_models import upload_folder
@@ -30,4 +31,4 @@ def test_the_exported_model_answers_the_smoke_instances(vertex_env: VertexStandi
 
     answer = endpoint.predict(instances=instances)
 
-    assert prediction_problems(list(answer.predictions), len(instances)) == []
+    assert prediction_problems(list(answer.predictions), len(instances), TASK) == []

@@ -1,0 +1,184 @@
+"""The compiled drift check, run as Vertex AI runs it: BaselineStatistics, TFX's DistributionValidator
+and the ValidationGate of tests/pipeline/vertex/golden/dev.json, in the pipeline image, through TFX's
+KFP container entrypoint, as the pipeline's service account, reaching the Model Registry, the
+pipeline jobs and Cloud Storage at Google's host names through the stand-ins' network.
+
+StatisticsGen, SchemaGen and ExampleValidator are placeholders that point their outputs at
+statistics, the curated schema and empty anomalies uploaded beforehand (as an executor may, see
+test_executor_output_uri.py); Transform is a placeholder that only shows whether the gate let the
+run through. The first run has no baseline; after its model is registered, a second run whose every
+`tips` value is 5.0 is stopped at the gate, before Transform.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+import tensorflow_data_validation as tfdv
+from google.cloud import aiplatform
+
+from pipeline.paths import REPO_ROOT
+from tools.refresh_golden import golden_path
+from tools.rehearsal.cloud import LocalCloud
+from tools.standins.fixtures import aiplatform_configured
+
+PROJECT = "my-tfx-dev"
+REGION = "us-central1"
+BUCKET = "my-tfx-dev-pipelines"
+PIPELINE_ROOT = f"gs://{BUCKET}/taxi-tips"
+FIXTURES = f"gs://{BUCKET}/fixtures"
+SERVICE_ACCOUNT = "tfx-pipelines@my-tfx-dev.iam.gserviceaccount.com"
+SERVING_IMAGE = "us-docker.pkg.dev/vertex-ai/prediction/tf2-cpu.2-15:latest"
+COMPILED = ("BaselineStatistics", "DistributionValidator", "ValidationGate")
+FIRST_JOB = "taxi-tips-vertex-dev-20261130-030000-aa11"
+SECOND_JOB = "taxi-tips-vertex-dev-20261201-030000-bb22"
+SPLITS = '["train", "eval"]'
+
+# A placeholder step: its outputs point at the folders given as JSON in argv[2] (key -> uri, metadata).
+PLACEHOLDER = """
+import json, sys
+from google.cloud import storage
+executor_input, pointed = json.loads(sys.argv[1]), json.loads(sys.argv[2])
+written = {"artifacts": {}}
+for key, listed in executor_input["outputs"]["artifacts"].items():
+    written["artifacts"][key] = {"artifacts": [{**listed["artifacts"][0], **pointed.get(key, {})}]}
+bucket, _, name = executor_input["outputs"]["outputFile"].removeprefix("gs://").partition("/")
+storage.Client(project="my-tfx-dev").bucket(bucket).blob(name).upload_from_string(json.dumps(written))
+"""
+
+
+def spec_with_the_compiled_drift_steps(image: str, statistics: str) -> dict[str, Any]:
+    """The golden's drift steps and gate, with placeholders around them; StatisticsGen points at `statistics`."""
+    golden = json.loads(golden_path("dev").read_text())["pipelineSpec"]
+    title = {"artifactType": {"schemaTitle": "tfx.Schema"}}
+    placeholders = {
+        "StatisticsGen": {"statistics": {"uri": statistics, "metadata": {"split_names": SPLITS}}},
+        "SchemaGen": {"schema": {"uri": f"{FIXTURES}/schema"}},
+        "ExampleValidator": {"anomalies": {"uri": f"{FIXTURES}/anomalies", "metadata": {"split_names": SPLITS}}},
+        "Transform": {},
+    }
+    components: dict[str, Any] = {name: copy.deepcopy(golden["components"][name]) for name in COMPILED}
+    executors = {
+        f"{name}_executor": copy.deepcopy(golden["deploymentSpec"]["executors"][f"{name}_executor"])
+        for name in COMPILED
+    }
+    for name in COMPILED:
+        executors[f"{name}_executor"]["container"]["image"] = image
+    for name, pointed in placeholders.items():
+        outputs = copy.deepcopy(golden["components"][name].get("outputDefinitions", {}))
+        components[name] = {"executorLabel": f"{name}_executor", "outputDefinitions": outputs}
+        command = ["python", "-c", PLACEHOLDER, "{{$}}", json.dumps(pointed)]
+        executors[f"{name}_executor"] = {"container": {"image": image, "command": command}}
+    components["Transform"]["inputDefinitions"] = {"artifacts": {"schema": title}}
+    tasks = {name: copy.deepcopy(golden["root"]["dag"]["tasks"][name]) for name in COMPILED}
+    tasks.update({name: {} for name in ("StatisticsGen", "SchemaGen", "ExampleValidator")})
+    gate_output = {"producerTask": "ValidationGate", "outputArtifactKey": "validated_schema"}
+    tasks["Transform"] = {"inputs": {"artifacts": {"schema": {"taskOutputArtifact": gate_output}}}}
+    for name, task in tasks.items():
+        task.update(componentRef={"name": name}, taskInfo={"name": name}, cachingOptions={"enableCache": False})
+        task.pop("dependentTasks", None)  # the stand-in derives them from the inputs
+    return {
+        "pipelineInfo": golden["pipelineInfo"],
+        "schemaVersion": golden["schemaVersion"],
+        "sdkVersion": golden["sdkVersion"],
+        "components": components,
+        "deploymentSpec": {"executors": executors},
+        "root": {"dag": {"tasks": tasks}},
+    }
+
+
+@pytest.fixture(scope="module")
+def statistics(small_taxi_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
+    """Serialized statistics (TFDV, reading the CSV as TFX's own CsvExampleGen does on Vertex AI) of
+    the taxi trips, and of the same trips with every tips value 5.0."""
+    work = tmp_path_factory.mktemp("drift-on-vertex")
+    with (small_taxi_dir / "data.csv").open(newline="") as file:
+        header, *rows = list(csv.reader(file))
+    at = header.index("tips")
+    broken = work / "broken.csv"
+    with broken.open("w", newline="") as file:
+        csv.writer(file).writerows([header] + [[*row[:at], "5.0", *row[at + 1 :]] for row in rows])
+    return {
+        "taxi": tfdv.generate_statistics_from_csv(str(small_taxi_dir / "data.csv")).SerializeToString(),
+        "broken": tfdv.generate_statistics_from_csv(str(broken)).SerializeToString(),
+    }
+
+
+@pytest.fixture(scope="module")
+def cloud(tmp_path_factory: pytest.TempPathFactory, statistics: dict[str, bytes]) -> Iterator[tuple[LocalCloud, str]]:
+    state = tmp_path_factory.mktemp("cloud")
+    with LocalCloud(state / "cloud", PROJECT, REGION) as cloud:
+        storage = cloud.network.storage
+        storage.create_bucket(BUCKET, project=PROJECT, location=REGION)
+        for name, serialized in statistics.items():
+            for split in ("train", "eval"):
+                storage.put_object(BUCKET, f"fixtures/{name}/Split-{split}/FeatureStats.pb", serialized)
+                storage.put_object(BUCKET, f"fixtures/anomalies/Split-{split}/SchemaDiff.pb", b"")  # none
+        storage.put_object(BUCKET, "fixtures/schema/schema.pbtxt", (REPO_ROOT / "schema" / "schema.pbtxt").read_bytes())
+        image = cloud.push_pipeline_image(f"{REGION}-docker.pkg.dev/{PROJECT}/pipelines/taxi-tips")
+        with aiplatform_configured(api_endpoint=cloud.vertex_url, project=PROJECT, location=REGION):
+            yield cloud, image
+
+
+def run(cloud: LocalCloud, spec: dict[str, Any], job_id: str) -> dict[str, Any]:
+    """Creates the job through the REST API; returns its tasks as the SDK reads them."""
+    response = requests.post(
+        f"{cloud.vertex_url}/v1/projects/{PROJECT}/locations/{REGION}/pipelineJobs",
+        params={"pipelineJobId": job_id},
+        json={
+            "displayName": "taxi-tips",
+            "pipelineSpec": spec,
+            "runtimeConfig": {"gcsOutputDirectory": PIPELINE_ROOT},
+            "serviceAccount": SERVICE_ACCOUNT,
+        },
+        timeout=30,
+    )
+    assert response.status_code == 200, response.text
+    cloud.pipelines.wait(timeout=300)
+    return {task.task_name: task for task in aiplatform.PipelineJob.get(job_id).task_details}
+
+
+def test_a_broken_label_is_stopped_at_the_gate_on_vertex(cloud: tuple[LocalCloud, str]) -> None:
+    local_cloud, image = cloud
+    first = run(local_cloud, spec_with_the_compiled_drift_steps(image, f"{FIXTURES}/taxi"), FIRST_JOB)
+
+    # Nothing registered yet: the comparison is skipped, and the gate says so.
+    assert {name: task.state.name for name, task in first.items() if task.task_name in COMPILED} == dict.fromkeys(
+        COMPILED, "SUCCEEDED"
+    )
+    (marker,) = first["DistributionValidator"].inputs["baseline_statistics"].artifacts
+    assert marker.metadata["baseline_found"] == 0
+    (validated,) = first["ValidationGate"].outputs["validated_schema"].artifacts
+    assert validated.metadata["drift_check"] == "skipped: no model of this pipeline was registered yet"
+    assert first["Transform"].state.name == "SUCCEEDED"
+
+    aiplatform.Model.upload(
+        model_id="taxi-tips",
+        display_name="taxi-tips",
+        artifact_uri=f"gs://my-tfx-dev-models/taxi-tips/{first['StatisticsGen'].task_id}",
+        serving_container_image_uri=SERVING_IMAGE,
+        labels={"blessed": "true", "pipeline_job": FIRST_JOB},
+    )
+    second = run(local_cloud, spec_with_the_compiled_drift_steps(image, f"{FIXTURES}/broken"), SECOND_JOB)
+
+    # The data of the registered model: the first run's StatisticsGen output, read from its task details.
+    (baseline,) = second["DistributionValidator"].inputs["baseline_statistics"].artifacts
+    assert baseline.uri == first["StatisticsGen"].outputs["statistics"].artifacts[0].uri == f"{FIXTURES}/taxi"
+    assert baseline.metadata["data_of"].endswith(f"taxi-tips@1 (run {FIRST_JOB})")
+    assert second["ValidationGate"].state.name == "FAILED"
+    assert "Transform" not in second  # never started
+    log = Path(second["ValidationGate"].error.message.rsplit("check the logs: ", 1)[1]).read_text()
+    assert (
+        "the data differs from the data the current model was trained on: 1 feature moved beyond the drift "
+        "thresholds of schema/schema.pbtxt (tips); the run stopped before Transform\n"
+        "  tips [train, eval vs the baseline's data]: the distribution moved by Jensen-Shannon divergence 1.00 "
+        "(allowed 0.3)\n"
+        "  compared with the data of projects/"
+    ) in log
