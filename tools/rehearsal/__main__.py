@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from pipeline.config import ConfigError
+from pipeline.data import DataError
 from pipeline.paths import REPO_ROOT
 from tools.rehearsal.findings import Check, TaskFinding, checks, collect, log_tail
 from tools.rehearsal.rehearsal import PROMOTER_ACCOUNT, Rehearsal, RehearsalError
@@ -29,7 +30,9 @@ DEFAULT_STATE = REPO_ROOT / ".local" / "rehearsal"
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tools.rehearsal", description=__doc__.splitlines()[0])
     parser.add_argument("--env", required=True, help="configs/vertex-ENV.yaml (dev, prod, ...)")
-    parser.add_argument("--data", type=Path, help="folder of CSV files uploaded to data.path (default: the sample)")
+    parser.add_argument(
+        "--data", type=Path, help="folder of CSV files uploaded to data.path (default: the local config's data)"
+    )
     parser.add_argument("--state-dir", type=Path, help="where the stand-ins keep containers' logs and files")
     parser.add_argument("--serve", action="store_true", help="keep the stand-ins up afterwards, for `make promote`")
     args = parser.parse_args(argv)
@@ -37,7 +40,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     state_dir = args.state_dir or DEFAULT_STATE / args.env
     try:
         rehearsal = Rehearsal(args.env, state_dir, data=args.data)
-    except (ConfigError, RehearsalError) as error:
+    except (ConfigError, DataError, RehearsalError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     with rehearsal:

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from pipeline.config import BASE_CONFIG, PipelineConfig, VertexRunnerConfig, load_config, vertex_config_path
-from pipeline.data import taxi_sample_dir
+from pipeline.data import data_dir
 from pipeline.paths import REPO_ROOT
 from tools.rehearsal.cloud import LocalCloud
 
@@ -66,7 +66,8 @@ class Rehearsal:
             raise RehearsalError(f"{self.config_file}: runner.kind is '{self.config.runner.kind}', not 'vertex'")
         self.runner: VertexRunnerConfig = self.config.runner
         self.state_dir = state_dir
-        self.data = data or taxi_sample_dir()
+        # The data a local run reads (configs/local.yaml over base.yaml), uploaded to data.path.
+        self.data = data or Path(data_dir(load_config()))
         self.out = out
         self.cloud = LocalCloud(state_dir / "cloud", self.runner.project, self.runner.region, routing_seed=routing_seed)
         self.image: str | None = None

@@ -41,10 +41,8 @@ def evaluation_uri(output: Path) -> str:
 
 
 def cell(html: str, slice_name: str, metric: str) -> str:
-    found = re.search(
-        rf'data-slice="{re.escape(slice_name)}" data-metric="{metric}" data-model="candidate"(?: title="[^"]*")?>([^<]*)<',
-        html,
-    )
+    attributes = rf'data-slice="{re.escape(slice_name)}" data-metric="{metric}" data-model="candidate"'
+    found = re.search(attributes + r'(?: title="[^"]*")?>([^<]*)<', html)
     assert found, (slice_name, metric)
     return found.group(1)
 

@@ -1,0 +1,203 @@
+"""README "Make it yours", step by step: the template adapted to other data by editing only models/,
+schema/ and configs/.
+
+For each dataset of tests/adaptations.py (three classes; two classes, with other columns again), a
+copy of the repository's tracked files gets the README's steps in order: configs/base.yaml (name,
+data, evaluation), models/label.py and models/features.py, the schema `python -m pipeline schema`
+proposes from the data, curated, configs/smoke_instances.json, and the pipeline's name in
+configs/vertex-*.yaml. The copy then runs end to end (`run-local --require-blessing`) and compiles
+its Vertex AI spec, with this repository's interpreter. The machinery (pipeline/, components/,
+runners/) is used as it is: a change it would need fails here.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import yaml
+
+from components.serving_checks import MULTICLASS, PROBABILITIES, prediction_problems
+from pipeline.paths import REPO_ROOT
+from tests.adaptations import CHURN, PLANS, Adaptation, Columns, curated_schema, features_module
+
+pytestmark = pytest.mark.e2e
+
+ROWS = 3000
+SEED = 20261130
+# What the adaptation may change; the rest of the template is used as it is.
+YOURS = ("models/", "schema/", "configs/")
+# As CI compiles (.github/workflows/ci.yaml): a well-formed digest that names no real image.
+PLACEHOLDER_IMAGE = "us-docker.pkg.dev/example/pipelines/placeholder@sha256:" + "0" * 64
+TEMPLATE_NAME = "taxi-tips"
+STEP_TIMEOUT_S = 600
+
+
+@dataclass(frozen=True)
+class Adapted:
+    adaptation: Adaptation
+    repo: Path
+    work: Path
+    template_files: dict[str, str]  # relative path -> sha256, as copied from the template
+    written: tuple[str, ...]  # what the steps wrote, relative to the repository
+
+
+def copy_template(target: Path) -> dict[str, str]:
+    """Copies the repository's tracked files to `target`; returns each one's sha256."""
+    listed = subprocess.run(["git", "-C", str(REPO_ROOT), "ls-files", "-z"], check=True, capture_output=True)
+    copied = {}
+    for name in filter(None, listed.stdout.decode().split("\0")):
+        source = REPO_ROOT / name
+        if not source.is_file():
+            continue  # deleted in the working tree
+        destination = target / name
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        destination.write_bytes(source.read_bytes())
+        destination.chmod(source.stat().st_mode)
+        copied[name] = _sha256(destination)
+    return copied
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def write_csv(folder: Path, columns: Columns) -> Path:
+    folder.mkdir(parents=True)
+    with (folder / "data.csv").open("w", newline="", encoding="utf-8") as file:
+        writer = csv.writer(file)
+        writer.writerow(columns)
+        writer.writerows(zip(*columns.values(), strict=True))
+    return folder
+
+
+def run_pipeline_command(repo: Path, *args: str) -> None:
+    """`python -m pipeline ...` in the copy, with this repository's interpreter: the copy's code only."""
+    env = {**os.environ, "PYTHONPATH": "", "TF_USE_LEGACY_KERAS": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
+    process = subprocess.run(
+        [sys.executable, "-m", "pipeline", *args],
+        cwd=repo, env=env, capture_output=True, text=True, timeout=STEP_TIMEOUT_S,
+    )  # fmt: skip
+    assert process.returncode == 0, f"python -m pipeline {' '.join(args)}: exit {process.returncode}\n{process.stderr}"
+
+
+@pytest.fixture(scope="module", params=[PLANS, CHURN], ids=lambda adaptation: adaptation.pipeline_name)
+def adapted(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Adapted:
+    """A copy of the template after the README's steps 1 to 6 for one dataset."""
+    adaptation: Adaptation = request.param
+    work = tmp_path_factory.mktemp(adaptation.pipeline_name)
+    repo = work / "repo"
+    template_files = copy_template(repo)
+    data = write_csv(work / "data", adaptation.generate(np.random.default_rng(SEED), ROWS))
+
+    # 1. configs/base.yaml: the pipeline's name, the data, how the model is judged.
+    base = yaml.safe_load((repo / "configs/base.yaml").read_text())
+    base["pipeline_name"] = adaptation.pipeline_name
+    base["data"]["path"] = str(data)
+    base["evaluation"] = dict(adaptation.evaluation)
+    (repo / "configs/base.yaml").write_text(yaml.safe_dump(base, sort_keys=False))
+    # 2. models/label.py: the task, the label's columns, how the label is computed.
+    (repo / "models/label.py").write_text(adaptation.label_py)
+    # 3. models/features.py: each feature in the list of its encoding.
+    (repo / "models/features.py").write_text(features_module(adaptation))
+    # 4. The schema: proposed from the data, then curated.
+    run_pipeline_command(repo, "schema")
+    proposal = (repo / "schema/schema.proposed.pbtxt").read_text()
+    (repo / "schema/schema.pbtxt").write_text(curated_schema(proposal, adaptation))
+    # 5. The serving instances: the model's features, typed as in the schema.
+    (repo / "configs/smoke_instances.json").write_text(adaptation.smoke_instances_json)
+    # 6. The Vertex AI environments: the pipeline's name in paths, labels, the registry model and the endpoint.
+    vertex_files = sorted(path.relative_to(repo).as_posix() for path in (repo / "configs").glob("vertex-*.yaml"))
+    for name in vertex_files:
+        path = repo / name
+        path.write_text(path.read_text().replace(TEMPLATE_NAME, adaptation.pipeline_name))
+
+    written = ("configs/base.yaml", "models/label.py", "models/features.py", "schema/schema.pbtxt",
+               "configs/smoke_instances.json", *vertex_files)  # fmt: skip
+    return Adapted(adaptation, repo, work, template_files, written)
+
+
+@pytest.fixture(scope="module")
+def local_run(adapted: Adapted) -> dict[str, Any]:
+    """Step 7: the whole pipeline on this machine; its run summary, and where it wrote."""
+    output, summary = adapted.work / "out", adapted.work / "summary.json"
+    run_pipeline_command(
+        adapted.repo, "run-local", "--require-blessing", "--output-dir", str(output), "--summary-json", str(summary)
+    )
+    return {"output": output, **json.loads(summary.read_text())}
+
+
+@pytest.fixture(scope="module")
+def vertex_spec(adapted: Adapted) -> str:
+    """Step 7, then: the Vertex AI spec, compiled offline into build/dev/pipeline.json as `make compile` does."""
+    run_pipeline_command(adapted.repo, "compile", "--env", "dev", "--image", PLACEHOLDER_IMAGE)
+    return (adapted.repo / "build/dev/pipeline.json").read_text()
+
+
+def test_the_model_is_blessed_and_pushed(adapted: Adapted, local_run: dict[str, Any]) -> None:
+    assert local_run["blessed"] is True, local_run["blessing_failures"]
+    pushed = Path(local_run["pushed_model"])
+    assert pushed.parent == local_run["output"] / "serving_model" / adapted.adaptation.pipeline_name
+    assert (pushed / "saved_model.pb").is_file()
+    assert sum(local_run["rows_per_split"].values()) == ROWS
+
+
+def test_the_metrics_are_the_tasks(adapted: Adapted, local_run: dict[str, Any]) -> None:
+    metrics, task = local_run["metrics"], adapted.adaptation.task
+    minimum = adapted.adaptation.evaluation["blessing"]["minimum"]
+    if task.kind == MULTICLASS:
+        per_class = {f"auc[{name}]" for name in task.classes}
+        assert per_class | {"auc (macro average)", "accuracy"} <= set(metrics)
+        assert all(0.5 < metrics[key] <= 1.0 for key in per_class), metrics
+        assert metrics["auc (macro average)"] >= minimum
+    else:
+        assert {"auc", "auc_precision_recall", "accuracy"} <= set(metrics)
+        assert not [key for key in metrics if "[" in key or "macro" in key], metrics
+        assert metrics["auc"] >= minimum
+
+
+def test_the_pushed_model_answers_the_raw_smoke_instances(adapted: Adapted, local_run: dict[str, Any]) -> None:
+    """serving_default, which a Vertex AI endpoint calls, takes configs/smoke_instances.json as it is."""
+    import tensorflow as tf
+
+    instances, task = adapted.adaptation.smoke_instances, adapted.adaptation.task
+    serve = tf.saved_model.load(local_run["pushed_model"]).signatures["serving_default"]
+    inputs = serve.structured_input_signature[1]
+    assert set(inputs) == set(instances[0])
+    columns = {key: tf.constant([instance[key] for instance in instances], spec.dtype) for key, spec in inputs.items()}
+    answer = serve(**columns)[PROBABILITIES].numpy()
+    assert answer.shape == (len(instances), task.output_width)
+    assert prediction_problems(answer.tolist(), len(instances), task) == []
+
+
+def test_the_vertex_spec_is_the_new_pipeline_with_no_trace_of_the_taxi(adapted: Adapted, vertex_spec: str) -> None:
+    spec, name = json.loads(vertex_spec), adapted.adaptation.pipeline_name
+    assert spec["pipelineSpec"]["pipelineInfo"]["name"] == name
+    assert spec["runtimeConfig"]["gcsOutputDirectory"] == f"gs://my-tfx-dev-pipelines/{name}"
+    assert "taxi" not in vertex_spec.lower()
+
+
+def test_only_models_schema_and_configs_changed(adapted: Adapted, local_run: dict[str, Any], vertex_spec: str) -> None:
+    """After every step, the run and the compile included, the copy differs from the template only
+    under models/, schema/ and configs/ (leaving out what git ignores: build/, the proposal, caches)."""
+    now = {
+        path.relative_to(adapted.repo).as_posix(): _sha256(path) for path in adapted.repo.rglob("*") if path.is_file()
+    }
+    before = adapted.template_files
+    changed = {name for name in now.keys() | before.keys() if now.get(name) != before.get(name)}
+    ignored = subprocess.run(
+        ["git", "-C", str(REPO_ROOT), "check-ignore", "--no-index", "--stdin"],
+        input="\n".join(sorted(changed)), capture_output=True, text=True, check=False,
+    ).stdout.split()  # fmt: skip
+    changed -= set(ignored) - before.keys()  # a tracked file counts even where git would ignore it
+    assert sorted(name for name in changed if not name.startswith(YOURS)) == []
+    assert set(adapted.written) <= changed
