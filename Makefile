@@ -133,7 +133,7 @@ pipeline-name: ## Print the pipeline's name (pipeline_name in configs/base.yaml)
 compile: setup ## Compile build/ENV/pipeline.json for Vertex AI offline (ENV=dev|prod IMAGE=...@sha256:...)
 	$(PY) -m pipeline compile --env $(ENV) $(if $(IMAGE),--image $(IMAGE))
 
-golden: setup ## Refresh tests/pipeline/vertex/golden/*.json after an intended spec change
+golden: setup ## Refresh tests/example/golden/*.json after an intended spec change
 	$(PY) -m tools.refresh_golden
 
 submit: setup ## Run the compiled spec on Vertex AI (ENV= WAIT=1 TIMEOUT=s POLL=s SUMMARY=file API_ENDPOINT=)

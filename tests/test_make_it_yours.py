@@ -2,12 +2,14 @@
 schema/ and configs/.
 
 For each dataset of tests/adaptations.py (three classes; two classes, with other columns again), a
-copy of the repository's tracked files gets the README's steps in order: configs/base.yaml (name,
-data, evaluation), models/label.py and models/features.py, the schema `python -m pipeline schema`
-proposes from the data, curated, configs/smoke_instances.json, and the pipeline's name in
-configs/vertex-*.yaml. The copy then runs end to end (`run-local --require-blessing`) and compiles
-its Vertex AI spec, with this repository's interpreter. The machinery (pipeline/, components/,
-runners/) is used as it is: a change it would need fails here.
+copy of the repository's files (tracked, and new ones git does not ignore) gets the README's steps in
+order: configs/base.yaml (name, data, evaluation), models/label.py and models/features.py, the schema
+`python -m pipeline schema` proposes from the data, curated, configs/smoke_instances.json, and the
+pipeline's name in configs/vertex-*.yaml. The copy then runs end to end (`run-local
+--require-blessing`), compiles its Vertex AI spec and passes tests/pipeline/ and
+tests/runners/test_cli.py as they are (the taxi example's own tests, tests/example/, left out), with
+this repository's interpreter. The machinery (pipeline/, components/, runners/) and those tests are
+used as they are: a change they would need fails here.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,6 +43,8 @@ YOURS = ("models/", "schema/", "configs/")
 PLACEHOLDER_IMAGE = "us-docker.pkg.dev/example/pipelines/placeholder@sha256:" + "0" * 64
 TEMPLATE_NAME = "taxi-tips"
 STEP_TIMEOUT_S = 600
+# The repository's tests that hold, as they are, for any data (README "Make it yours").
+FORK_PROOF_TESTS = ("tests/pipeline", "tests/runners/test_cli.py")
 
 
 @dataclass(frozen=True)
@@ -52,8 +57,12 @@ class Adapted:
 
 
 def copy_template(target: Path) -> dict[str, str]:
-    """Copies the repository's tracked files to `target`; returns each one's sha256."""
-    listed = subprocess.run(["git", "-C", str(REPO_ROOT), "ls-files", "-z"], check=True, capture_output=True)
+    """Copies the repository's files to `target`, tracked ones and new ones git does not ignore (as
+    they will be committed); returns each one's sha256."""
+    listed = subprocess.run(
+        ["git", "-C", str(REPO_ROOT), "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        check=True, capture_output=True,
+    )  # fmt: skip
     copied = {}
     for name in filter(None, listed.stdout.decode().split("\0")):
         source = REPO_ROOT / name
@@ -80,13 +89,17 @@ def write_csv(folder: Path, columns: Columns) -> Path:
     return folder
 
 
-def run_pipeline_command(repo: Path, *args: str) -> None:
-    """`python -m pipeline ...` in the copy, with this repository's interpreter: the copy's code only."""
+def run_in_copy(repo: Path, module: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """`python -m MODULE ...` in the copy, with this repository's interpreter: the copy's code only."""
     env = {**os.environ, "PYTHONPATH": "", "TF_USE_LEGACY_KERAS": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
-    process = subprocess.run(
-        [sys.executable, "-m", "pipeline", *args],
+    return subprocess.run(
+        [sys.executable, "-m", module, *args],
         cwd=repo, env=env, capture_output=True, text=True, timeout=STEP_TIMEOUT_S,
     )  # fmt: skip
+
+
+def run_pipeline_command(repo: Path, *args: str) -> None:
+    process = run_in_copy(repo, "pipeline", *args)
     assert process.returncode == 0, f"python -m pipeline {' '.join(args)}: exit {process.returncode}\n{process.stderr}"
 
 
@@ -141,6 +154,22 @@ def vertex_spec(adapted: Adapted) -> str:
     """Step 7, then: the Vertex AI spec, compiled offline into build/dev/pipeline.json as `make compile` does."""
     run_pipeline_command(adapted.repo, "compile", "--env", "dev", "--image", PLACEHOLDER_IMAGE)
     return (adapted.repo / "build/dev/pipeline.json").read_text()
+
+
+def test_the_pipeline_tests_pass_in_the_copy(adapted: Adapted) -> None:
+    """tests/pipeline/ and the CLI's tests derive what they expect from configs/, models/ and schema/:
+    in the adapted copy they pass as they are (the taxi example's own tests: tests/example/, marker
+    `example`)."""
+    started = time.monotonic()
+    # The copy's own pytest settings (pyproject.toml); temporary files outside the copy, and no cache in it.
+    process = run_in_copy(
+        adapted.repo, "pytest", "-q", "-m", "not e2e and not example", "-p", "no:cacheprovider",
+        f"--basetemp={adapted.work / 'pytest-tmp'}", *FORK_PROOF_TESTS,
+    )  # fmt: skip
+    report = process.stdout.strip().splitlines()
+    assert process.returncode == 0, "\n".join(report[-60:]) + process.stderr[-2000:]
+    print(f"{adapted.adaptation.pipeline_name}: {' '.join(FORK_PROOF_TESTS)} in {time.monotonic() - started:.0f} s: "
+          f"{report[-1]}")  # fmt: skip
 
 
 def test_the_model_is_blessed_and_pushed(adapted: Adapted, local_run: dict[str, Any]) -> None:

@@ -1,13 +1,15 @@
 """Golden specs: compile dev and prod with a fixed image, normalize, compare or rewrite.
 
-`make golden` (python -m tools.refresh_golden) rewrites golden/<env>.json after an
-intended change; review the diff like code.
+`make golden` (python -m tools.refresh_golden) rewrites tests/example/golden/<env>.json, the specs
+compiled from the committed configs (the example's tests: a fork refreshes them for its own), after
+an intended change; review the diff like code.
 
 Normalized, because they change for reasons unrelated to this pipeline's definition:
 - sdkVersion and the tfx_version / tfx_py_version labels: TFX and Python versions (the lock).
 - source_fingerprint values, in custom_config (Transform, Trainer) and as a parameter of every
   step whose code is in this repository: hashes of that code (pipeline/fingerprint.py), so every
-  code edit would touch the goldens. test_compile.py checks them against the current sources instead.
+  code edit would touch the goldens. tests/pipeline/vertex/test_compile.py checks them against the
+  current sources instead.
 Nothing else in the spec is volatile: TFX writes no timestamps and the image is fixed here.
 """
 
@@ -24,7 +26,7 @@ from typing import Any
 from pipeline.paths import REPO_ROOT
 from runners import errors
 
-GOLDEN_DIR = REPO_ROOT / "tests" / "pipeline" / "vertex" / "golden"
+GOLDEN_DIR = REPO_ROOT / "tests" / "example" / "golden"
 ENVIRONMENTS = ("dev", "prod")
 # Same digest in both: the image promoted from dev to prod is the one that was tested.
 TEST_IMAGE = "us-central1-docker.pkg.dev/my-tfx-dev/pipelines/taxi-tips@sha256:" + "0123456789abcdef" * 4

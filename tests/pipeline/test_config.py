@@ -1,10 +1,15 @@
+"""Loading and checking configs; expectations about the committed files are derived from them and from
+models/ (the taxi example's own values: tests/example/)."""
+
 import json
 from pathlib import Path
 
 import pytest
+import yaml
 
 from components.serving_checks import Task
 from models import features, label
+from pipeline import pipeline as tfx_pipeline
 from pipeline.config import (
     BASE_CONFIG,
     LOCAL_CONFIG,
@@ -24,13 +29,14 @@ def write(tmp_path: Path, text: str) -> Path:
     return path
 
 
-def test_committed_configs_are_valid() -> None:
+def test_committed_configs_are_valid_and_fit_the_model() -> None:
     config = load_config()
     assert config.runner.kind == "local"
-    assert config.evaluation.blessing.metric == "auc" and config.evaluation.blessing.minimum >= 0.9
-    assert config.evaluation.blessing.maximum == 0.995  # too good to be true: on by default
-    assert config.data.missing_tokens == ("", "NA", "N/A", "null")
-    assert config.data.path is None
+    # The metrics apply to the task of models/label.py, the slice features are columns of the curated
+    # schema, the serving instances carry the features of models/features.py (one-line ConfigError if not).
+    instances = tfx_pipeline.check_model_fit(config)
+    assert instances == read_serving_instances(config.serving_instances_path) and instances
+    assert config.data.missing_tokens == tuple(dict.fromkeys(["", *config.data.missing_values]))
 
 
 def test_later_file_and_overrides_win(tmp_path: Path) -> None:
@@ -61,7 +67,7 @@ def test_later_file_and_overrides_win(tmp_path: Path) -> None:
         ),
         ("evaluation: {metrics: [auc, f1]}\n", "env.yaml: evaluation.metrics: expected names from accuracy, auc,"),
         (
-            "evaluation: {blessing: {minimum: null}}\n",
+            "evaluation: {blessing: {metric: auc, minimum: null}}\n",
             "env.yaml: evaluation.blessing: minimum is required: the bar auc must reach to be blessed (higher is",
         ),
         (
@@ -69,7 +75,7 @@ def test_later_file_and_overrides_win(tmp_path: Path) -> None:
             "env.yaml: evaluation.blessing: maximum is required: the bar rmse must reach to be blessed (lower is",
         ),
         (
-            "evaluation: {blessing: {minimum: 0.99, maximum: 0.9}}\n",
+            "evaluation: {blessing: {metric: auc, minimum: 0.99, maximum: 0.9}}\n",
             "env.yaml: evaluation.blessing: minimum (0.99) must be below maximum (0.9)",
         ),
         (
@@ -156,10 +162,12 @@ def test_committed_vertex_configs_are_valid() -> None:
         assert config.runner.image is None  # given by --image at compile time
     assert (dev.runner.enable_cache, prod.runner.enable_cache) == (True, False)
     assert dev.runner.schedule is None
-    assert prod.runner.schedule is not None and prod.runner.schedule.cron == "TZ=Etc/UTC 0 3 * * 1"
-    assert dev.runner.labels == {"app": "taxi-tips", "env": "dev"}
-    assert dev.runner.dataflow_temp_location == "gs://my-tfx-dev-pipelines/taxi-tips/dataflow/tmp"
-    assert dev.runner.dataflow_staging_location == "gs://my-tfx-dev-pipelines/taxi-tips/dataflow/staging"
+    assert prod.runner.schedule is not None
+    for env, config in (("dev", dev), ("prod", prod)):
+        # README "Make it yours", step 6: the environments carry the pipeline's name.
+        assert {"app": config.pipeline_name, "env": env}.items() <= config.runner.labels.items()
+        assert config.runner.dataflow_temp_location == f"{config.runner.pipeline_root}/dataflow/tmp"
+        assert config.runner.dataflow_staging_location == f"{config.runner.pipeline_root}/dataflow/staging"
 
 
 def test_vertex_settings_override_like_local_ones(tmp_path: Path) -> None:
@@ -167,7 +175,10 @@ def test_vertex_settings_override_like_local_ones(tmp_path: Path) -> None:
     env, files = vertex_dev(tmp_path, "runner: {dataflow: {temp_location: gs://scratch/tmp}}\n")
     config = load_config(files, {"runner.image": image})
     assert config.runner.dataflow_temp_location == "gs://scratch/tmp"
-    assert config.runner.dataflow.max_workers == 4  # the rest of dataflow comes from vertex-dev.yaml
+    # The rest of dataflow comes from vertex-dev.yaml.
+    dev = load_config([BASE_CONFIG, vertex_config_path("dev")]).runner
+    assert config.runner.dataflow.max_workers == dev.dataflow.max_workers
+    assert config.runner.dataflow.service_account == dev.dataflow.service_account
     assert config.runner.image == image
 
 
@@ -244,8 +255,9 @@ def test_bad_vertex_config_gives_one_line_naming_file_and_key(tmp_path: Path, te
 
 
 def test_vertex_runner_without_data_path_names_the_file_choosing_vertex(tmp_path: Path) -> None:
-    dev = vertex_config_path("dev").read_text()
-    env = write(tmp_path, dev.replace("path: gs://my-tfx-dev-data/taxi-tips", "path: null"))
+    dev = yaml.safe_load(vertex_config_path("dev").read_text())
+    dev["data"]["path"] = None
+    env = write(tmp_path, yaml.safe_dump(dev))
     with pytest.raises(ConfigError) as error:
         load_config([BASE_CONFIG, env])
     assert str(error.value) == (
@@ -284,26 +296,38 @@ def test_a_slice_feature_that_is_not_a_column_names_the_file_and_the_column(tmp_
 
 def test_metrics_must_apply_to_the_task(tmp_path: Path) -> None:
     expected = (
-        f"{BASE_CONFIG}: evaluation.blessing.metric: 'auc' does not apply to regression (choose from mae, mse, "
-        "rmse) (the task in models/label.py: regression: one number per row)"
+        f"{tmp_path / 'env.yaml'}: evaluation.blessing.metric: 'auc' does not apply to regression (choose from "
+        "mae, mse, rmse) (the task in models/label.py: regression: one number per row)"
     )
     with pytest.raises(ConfigError) as error:
-        checked(tmp_path, "{}\n", task=Task.regression())
+        checked(tmp_path, "evaluation: {blessing: {metric: auc, minimum: 0.9}}\n", task=Task.regression())
     assert str(error.value) == expected
+    # A key the environment file leaves alone is reported in the file that set it.
+    blessing = load_config().evaluation.blessing
+    # Classification metrics are higher-is-better, regression's errors lower-is-better: the other kind's task.
+    other_task = Task.regression() if blessing.higher_is_better else Task.binary(("a", "b"))
+    with pytest.raises(ConfigError) as error:
+        checked(tmp_path, "{}\n", task=other_task)
+    message = f"{BASE_CONFIG}: evaluation.blessing.metric: '{blessing.metric}' does not apply to {other_task.kind} "
+    assert str(error.value).startswith(message)
     with pytest.raises(ConfigError, match=r"env.yaml: evaluation.metrics: 'auc_precision_recall' does not apply to "):
         checked(tmp_path, "evaluation: {metrics: [auc_precision_recall]}\n", task=Task.multiclass(["a", "b", "c"]))
 
 
 def test_serving_instances_carry_the_features_with_their_columns_types(tmp_path: Path) -> None:
-    # Local runs have no endpoint section: the default file, the committed instances of the taxi model.
+    # Local runs have no endpoint section: the default file, the committed instances of the model.
     config = load_config([BASE_CONFIG, LOCAL_CONFIG])
     assert config.serving_instances_path.name == "smoke_instances.json"
     committed = check_against_model(config, task=label.TASK, features=features.RAW_FEATURE_KEYS, columns=None)
-    assert len(committed) == 8
+    assert committed == json.loads(config.serving_instances_path.read_text()) and committed
+    assert all(set(instance) == set(features.RAW_FEATURE_KEYS) for instance in committed)
 
     good = {"fare": 6.05, "trip_start_hour": 23}
     path = tmp_path / "instances.json"
-    with_file = config.model_copy(update={"endpoint": EndpointConfig.model_validate(endpoint(path))})
+    # Instances of a model of two features; the configured slice features are not columns of COLUMNS.
+    evaluation = config.evaluation.model_copy(update={"slice_features": []})
+    endpoint_config = EndpointConfig.model_validate(endpoint(path))
+    with_file = config.model_copy(update={"endpoint": endpoint_config, "evaluation": evaluation})
     assert with_file.serving_instances_path == path
     path.write_text(json.dumps([good]))
     assert check_against_model(with_file, task=label.TASK, features=list(good), columns=COLUMNS) == [good]

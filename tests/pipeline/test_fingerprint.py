@@ -12,8 +12,9 @@ from tfx.dsl.compiler import compiler
 
 from pipeline import fingerprint
 from pipeline import pipeline as tfx_pipeline
-from pipeline.config import load_config
+from pipeline.config import PipelineConfig, load_config
 from pipeline.paths import REPO_ROOT
+from tests.pipeline.expected import schema_sets_drift_thresholds
 
 # A small project with the repository's package names, whose import graph the tests control.
 PROJECT = {
@@ -141,7 +142,7 @@ def local_pipelines(tmp_path_factory: pytest.TempPathFactory) -> dict[bool, dict
     nodes = {}
     for fast in (True, False):
         output = tmp_path_factory.mktemp(f"fast-{fast}")
-        config = load_config(overrides={"runner.output_dir": str(output), "fast_paths": fast})
+        config = local_config(output, fast)
         ir = compiler.Compiler().compile(tfx_pipeline.create_pipeline(config))
         nodes[fast] = {
             node.pipeline_node.node_info.id: {
@@ -152,9 +153,15 @@ def local_pipelines(tmp_path_factory: pytest.TempPathFactory) -> dict[bool, dict
     return nodes
 
 
-def test_every_step_with_code_here_carries_its_fingerprint_into_tfxs_cache_key(local_pipelines) -> None:
+def local_config(output: Path, fast: bool) -> PipelineConfig:
+    return load_config(overrides={"runner.output_dir": str(output), "fast_paths": fast})
+
+
+def test_every_step_with_code_here_carries_its_fingerprint_into_tfxs_cache_key(local_pipelines, tmp_path) -> None:
     parameters = local_pipelines[True]
     own = {"CsvExampleGen", "SchemaGen", "ValidationGate", "BaselineModel", "Evaluator", "ModelRegistration"}
+    if schema_sets_drift_thresholds(local_config(tmp_path, fast=True)):
+        own |= {"BaselineStatistics", "DistributionValidator"}  # components/baseline, components/drift.py
     carried = {node for node, values in parameters.items() if fingerprint.SOURCE_FINGERPRINT_KEY in values}
     assert own <= carried
     assert not carried & {"StatisticsGen", "ExampleValidator", "Pusher"}  # TFX's code only

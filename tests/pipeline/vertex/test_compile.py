@@ -1,4 +1,5 @@
-"""What the compiled KFP v2 spec tells Vertex AI, read through the pipeline_spec protos."""
+"""What the compiled KFP v2 spec tells Vertex AI, read through the pipeline_spec protos; expectations
+derived from the committed configs (the taxi example's own spec: tests/example/test_golden.py)."""
 
 from __future__ import annotations
 
@@ -14,8 +15,9 @@ from kfp.pipeline_spec import pipeline_spec_pb2
 
 from components.baseline.sources import NoSource
 from pipeline import pipeline as tfx_pipeline
-from pipeline.config import BASE_CONFIG, VertexRunnerConfig, load_config, vertex_config_path
+from pipeline.config import vertex_config_path
 from runners import cli, errors
+from tests.pipeline.expected import expected_steps, vertex_config
 from tools.refresh_golden import ENVIRONMENTS, TEST_IMAGE
 
 BEAM_COMPONENTS = {
@@ -23,17 +25,6 @@ BEAM_COMPONENTS = {
     tfx_pipeline.STATISTICS_GEN,
     tfx_pipeline.TRANSFORM,
     tfx_pipeline.EVALUATOR,
-}
-CONTAINER_COMPONENTS = BEAM_COMPONENTS | {
-    tfx_pipeline.SCHEMA_GEN,
-    tfx_pipeline.EXAMPLE_VALIDATOR,
-    tfx_pipeline.BASELINE_STATISTICS,
-    tfx_pipeline.DISTRIBUTION_VALIDATOR,
-    tfx_pipeline.VALIDATION_GATE,
-    tfx_pipeline.TRAINER,
-    tfx_pipeline.BASELINE_RESOLVER,
-    tfx_pipeline.REGISTRATION,
-    tfx_pipeline.PUSHER,
 }
 TRAINING_ARGS = "ai_platform_training_args"
 
@@ -53,10 +44,10 @@ def parse(document: dict[str, Any]) -> tuple[pipeline_spec_pb2.PipelineJob, pipe
     return job, spec
 
 
-def vertex_config(env: str):
-    config = load_config([BASE_CONFIG, vertex_config_path(env)])
-    assert isinstance(config.runner, VertexRunnerConfig)
-    return config
+def container_components(env: str) -> set[str]:
+    """Every step runs in a container: the local pipeline's steps, the drift check included iff the
+    curated schema sets drift thresholds (tests/pipeline/expected.py)."""
+    return expected_steps(vertex_config(env))
 
 
 def executor_of(spec: pipeline_spec_pb2.PipelineSpec, component: str) -> pipeline_spec_pb2.PipelineDeploymentConfig:
@@ -90,16 +81,17 @@ def test_compiling_needs_no_network_and_no_credentials(compiled_specs: dict[str,
 @pytest.mark.parametrize("env", ENVIRONMENTS)
 def test_spec_parses_and_keeps_the_local_component_ids(env: str, spec_documents, specs) -> None:
     job, spec = parse(spec_documents[env])
-    assert spec.pipeline_info.name == "taxi-tips"
-    assert set(spec.root.dag.tasks) == CONTAINER_COMPONENTS
+    assert spec.pipeline_info.name == vertex_config(env).pipeline_name
+    assert set(spec.root.dag.tasks) == container_components(env)
     assert job.runtime_config.gcs_output_directory == vertex_config(env).runner.pipeline_root
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
 def test_every_executor_runs_the_given_image(env: str, specs) -> None:
     spec = specs[env]
-    images = {component: executor_of(spec, component).container.image for component in CONTAINER_COMPONENTS}
-    assert images == dict.fromkeys(CONTAINER_COMPONENTS, TEST_IMAGE)
+    components = container_components(env)
+    images = {component: executor_of(spec, component).container.image for component in components}
+    assert images == dict.fromkeys(components, TEST_IMAGE)
     # No resolver task: the compiler's only resolver queries look at every artifact of the project.
     assert [name for name, executor in spec.deployment_spec["executors"].items() if "container" not in executor] == []
 
@@ -108,7 +100,7 @@ def test_every_executor_runs_the_given_image(env: str, specs) -> None:
 def test_dataflow_args_are_set_on_exactly_the_beam_components(env: str, specs) -> None:
     spec = specs[env]
     runner = vertex_config(env).runner
-    for component in CONTAINER_COMPONENTS:
+    for component in container_components(env):
         args = beam_args(executor_of(spec, component).container)
         if component not in BEAM_COMPONENTS:
             assert args == [], component
@@ -141,7 +133,7 @@ def test_trainer_starts_a_vertex_training_job_with_the_configured_machine(env: s
     assert custom_config["ai_platform_vertex_region"] == runner.region
     training = custom_config[TRAINING_ARGS]
     assert training["project"] == runner.project
-    assert training["labels"]["pipeline"] == "taxi-tips"
+    assert training["labels"]["pipeline"] == vertex_config(env).pipeline_name
     assert training["job_spec"]["service_account"] == runner.service_account
     (pool,) = training["job_spec"]["worker_pool_specs"]
     assert pool["machine_spec"] == {"machine_type": runner.training.machine_type}
@@ -182,7 +174,7 @@ def test_accelerator_reaches_the_training_job(tmp_path: Path) -> None:
 @pytest.mark.parametrize("env", ENVIRONMENTS)
 def test_caching_follows_the_config(env: str, specs) -> None:
     spec = specs[env]
-    enabled = {task: spec.root.dag.tasks[task].caching_options.enable_cache for task in CONTAINER_COMPONENTS}
+    enabled = {task: spec.root.dag.tasks[task].caching_options.enable_cache for task in container_components(env)}
     assert set(enabled.values()) == {vertex_config(env).runner.enable_cache}
 
 
@@ -202,7 +194,7 @@ def test_baseline_is_this_pipelines_latest_registered_model(env: str, specs) -> 
         "project": config.runner.project,
         "region": config.runner.region,
         "model_id": config.registry.model_id,
-        "pipeline_name": "taxi-tips",
+        "pipeline_name": config.pipeline_name,
         "registration_task": tfx_pipeline.REGISTRATION,
     }
     baseline_task = spec.root.dag.tasks[tfx_pipeline.BASELINE_RESOLVER]
@@ -215,10 +207,16 @@ def test_baseline_is_this_pipelines_latest_registered_model(env: str, specs) -> 
     assert baseline.task_output_artifact.output_artifact_key == "baseline_model"
     evaluator_args = list(executor_of(spec, tfx_pipeline.EVALUATOR).container.args)
     assert "components.baseline.evaluator.Executor" in evaluator_args
-    # The change threshold still compares with the baseline.
+    # The change threshold of the one gated metric still compares with the baseline.
     eval_config = json.loads(task_parameter(spec, tfx_pipeline.EVALUATOR, "eval_config"))
-    (threshold,) = eval_config["metrics_specs"][0]["metrics"][0]["per_slice_thresholds"]
-    assert threshold["threshold"]["change_threshold"]["absolute"] == pytest.approx(-config.evaluation.blessing.max_drop)
+    metrics = [metric for metrics_spec in eval_config["metrics_specs"] for metric in metrics_spec["metrics"]]
+    (threshold,) = [threshold for metric in metrics for threshold in metric.get("per_slice_thresholds", [])]
+    blessing = config.evaluation.blessing
+    if blessing.max_drop is None:
+        assert "change_threshold" not in threshold["threshold"]
+    else:
+        allowed = -blessing.max_drop if blessing.higher_is_better else blessing.max_drop
+        assert threshold["threshold"]["change_threshold"]["absolute"] == pytest.approx(allowed)
 
 
 def test_vertex_without_a_registry_has_no_baseline_source() -> None:
@@ -230,8 +228,9 @@ def test_vertex_without_a_registry_has_no_baseline_source() -> None:
 @pytest.mark.parametrize("env", ENVIRONMENTS)
 def test_pusher_writes_under_the_pipeline_root(env: str, specs) -> None:
     destination = json.loads(task_parameter(specs[env], tfx_pipeline.PUSHER, "push_destination"))
-    runner = vertex_config(env).runner
-    assert destination["filesystem"]["base_directory"] == f"{runner.pipeline_root}/serving_model/taxi-tips"
+    config = vertex_config(env)
+    expected = f"{config.runner.pipeline_root}/serving_model/{config.pipeline_name}"
+    assert destination["filesystem"]["base_directory"] == expected
 
 
 def test_transform_fingerprint_is_the_current_source() -> None:

@@ -1,5 +1,6 @@
 """The drift check in the compiled Vertex AI spec: BaselineStatistics and TFX's DistributionValidator
-run before the ValidationGate, which Transform and the Trainer wait for, with the schema's thresholds.
+run before the ValidationGate, which Transform and the Trainer wait for, with the schema's thresholds;
+they are compiled iff the curated schema sets drift thresholds (the taxi schema does: tests/example/).
 
 The compiled steps themselves run against the stand-ins in tests/tools/standins/test_drift_on_vertex.py.
 """
@@ -15,7 +16,8 @@ from tfx.utils import proto_utils
 
 from components.drift import drift_config_from_file
 from pipeline import pipeline as tfx_pipeline
-from pipeline.paths import REPO_ROOT
+from pipeline.paths import in_repository
+from tests.pipeline.expected import DRIFT_STEPS, schema_sets_drift_thresholds, vertex_config
 from tools.refresh_golden import ENVIRONMENTS
 
 
@@ -44,10 +46,26 @@ def upstream(tasks: dict[str, Any], name: str) -> set[str]:
     return found
 
 
+def needs_drift_thresholds(env: str) -> None:
+    if not schema_sets_drift_thresholds(vertex_config(env)):
+        pytest.skip("the curated schema sets no drift thresholds, so no drift check is compiled (checked above)")
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_the_drift_check_is_compiled_iff_the_schema_sets_thresholds(
+    env: str, spec_documents: dict[str, dict[str, Any]]
+) -> None:
+    tasks = tasks_of(spec_documents[env])
+    thresholds = schema_sets_drift_thresholds(vertex_config(env))
+    assert set(tasks) & DRIFT_STEPS == (DRIFT_STEPS if thresholds else set())
+    assert ("drift" in tasks[tfx_pipeline.VALIDATION_GATE]["inputs"]["artifacts"]) is thresholds
+
+
 @pytest.mark.parametrize("env", ENVIRONMENTS)
 def test_the_gate_waits_for_the_drift_check_which_does_not_wait_for_training(
     env: str, spec_documents: dict[str, dict[str, Any]]
 ) -> None:
+    needs_drift_thresholds(env)
     tasks = tasks_of(spec_documents[env])
     baseline, validator = tasks[tfx_pipeline.BASELINE_STATISTICS], tasks[tfx_pipeline.DISTRIBUTION_VALIDATOR]
     assert producer(baseline, "statistics") == (tfx_pipeline.STATISTICS_GEN, "statistics")
@@ -64,14 +82,16 @@ def test_the_gate_waits_for_the_drift_check_which_does_not_wait_for_training(
 def test_the_compiled_steps_carry_the_schema_thresholds_and_the_baseline_rule(
     env: str, spec_documents: dict[str, dict[str, Any]]
 ) -> None:
+    needs_drift_thresholds(env)
     spec = spec_documents[env]["pipelineSpec"]
     tasks = tasks_of(spec_documents[env])
+    schema_path = vertex_config(env).schema_path
     compiled = proto_utils.json_to_proto(
         parameter(tasks[tfx_pipeline.DISTRIBUTION_VALIDATOR], "distribution_validator_config"),
         distribution_validator_pb2.DistributionValidatorConfig(),
     )
-    assert compiled == drift_config_from_file(REPO_ROOT / "schema" / "schema.pbtxt", "schema/schema.pbtxt")
-    assert "tips" in {comparator.path.step[0] for comparator in compiled.default_slice_config.feature}
+    assert compiled == drift_config_from_file(in_repository(schema_path), schema_path)
+    assert compiled.default_slice_config.feature  # at least one threshold
     # The same registry model, pipeline and rule as BaselineModel's.
     source = json.loads(parameter(tasks[tfx_pipeline.BASELINE_STATISTICS], "source"))
     assert source == json.loads(parameter(tasks[tfx_pipeline.BASELINE_RESOLVER], "source"))

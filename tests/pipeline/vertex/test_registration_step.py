@@ -1,4 +1,5 @@
-"""The ModelRegistration step in the compiled Vertex AI specs: executor, image, registry settings."""
+"""The ModelRegistration step in the compiled Vertex AI specs: executor, image, registry settings
+(those of the committed configs/vertex-<env>.yaml)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,9 @@ from typing import Any
 
 import pytest
 
+from components.registration.component import DEFAULT_SMOKE_EXAMPLES
 from pipeline import pipeline as tfx_pipeline
-from pipeline.config import BASE_CONFIG, load_config, vertex_config_path
+from tests.pipeline.expected import vertex_config
 from tools.refresh_golden import ENVIRONMENTS, TEST_IMAGE
 
 
@@ -47,17 +49,17 @@ def test_registration_runs_our_executor_after_the_evaluator(env: str, spec_docum
 def test_registration_uploads_to_the_environment_registry(env: str, spec_documents: dict[str, Any]) -> None:
     parameters = task(spec_documents[env], tfx_pipeline.REGISTRATION)["inputs"]["parameters"]
     registry = json.loads(parameters["registry"]["runtimeValue"]["constantValue"]["stringValue"])
-    config = load_config([BASE_CONFIG, vertex_config_path(env)])
+    config = vertex_config(env)
 
     assert registry == {
         "project": config.runner.project,
         "region": config.runner.region,
-        "model_id": "taxi-tips",
-        "display_name": "taxi-tips",
+        "model_id": config.registry.model_id,
+        "display_name": config.registry.display_name,
         "serving_image": config.registry.serving_image,
         "pipeline_root": config.runner.pipeline_root,
         "pipeline_image": TEST_IMAGE,
-        "serving_container": "tf-serving",
+        "serving_container": config.registry.serving_container,
         "models_bucket": config.registry.models_bucket,
     }
-    assert parameters["smoke_examples"]["runtimeValue"]["constantValue"]["intValue"] == "8"
+    assert parameters["smoke_examples"]["runtimeValue"]["constantValue"]["intValue"] == str(DEFAULT_SMOKE_EXAMPLES)

@@ -1,4 +1,5 @@
-"""The Vertex AI Training job settings handed to TFX's Vertex Trainer."""
+"""The Vertex AI Training job settings handed to TFX's Vertex Trainer, from the committed
+configs/vertex-dev.yaml."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pipeline.training import TRAINING_ENV, vertex_trainer_config
 from tools.refresh_golden import TEST_IMAGE
 
 gcp = tfx.extensions.google_cloud_ai_platform
-PIPELINE = "taxi-tips"
+PIPELINE = load_config([BASE_CONFIG, vertex_config_path("dev")]).pipeline_name
 
 
 def runner(**overrides: object) -> VertexRunnerConfig:
@@ -19,11 +20,12 @@ def runner(**overrides: object) -> VertexRunnerConfig:
 
 
 def test_cpu_job_has_no_accelerator_fields() -> None:
-    config = vertex_trainer_config(runner(), PIPELINE)
+    settings = runner()
+    config = vertex_trainer_config(settings, PIPELINE)
     assert config[gcp.ENABLE_VERTEX_KEY] is True
-    assert config[gcp.VERTEX_REGION_KEY] == "us-central1"
+    assert config[gcp.VERTEX_REGION_KEY] == settings.region
     (pool,) = config[gcp.TRAINING_ARGS_KEY]["job_spec"]["worker_pool_specs"]
-    assert pool["machine_spec"] == {"machine_type": "n1-standard-4"}
+    assert pool["machine_spec"] == {"machine_type": settings.training.machine_type}
 
 
 def test_gpu_job_carries_type_and_count() -> None:
@@ -45,10 +47,11 @@ def test_gpu_job_carries_type_and_count() -> None:
 
 
 def test_job_runs_the_image_as_the_pipeline_account_with_the_keras_choice() -> None:
-    args = vertex_trainer_config(runner(), PIPELINE)[gcp.TRAINING_ARGS_KEY]
-    assert args["project"] == "my-tfx-dev"
+    settings = runner()
+    args = vertex_trainer_config(settings, PIPELINE)[gcp.TRAINING_ARGS_KEY]
+    assert args["project"] == settings.project
     spec = args["job_spec"]
-    assert spec["service_account"] == "tfx-pipelines@my-tfx-dev.iam.gserviceaccount.com"
+    assert spec["service_account"] == settings.service_account
     assert "network" not in spec  # no VPC peering configured
     container = spec["worker_pool_specs"][0]["container_spec"]
     assert container["image_uri"] == TEST_IMAGE
@@ -59,11 +62,8 @@ def test_job_runs_the_image_as_the_pipeline_account_with_the_keras_choice() -> N
 def test_job_carries_the_run_labels_a_name_and_the_vpc_peering() -> None:
     peered = runner(**{"runner.network": "projects/123456789012/global/networks/tfx"})
     args = vertex_trainer_config(peered, PIPELINE)[gcp.TRAINING_ARGS_KEY]
-    assert args["display_name"] == "taxi-tips-trainer"
-    assert args["labels"] == {
-        "app": "taxi-tips",
-        "env": "dev",
-        "pipeline": "taxi-tips",
-        "image_digest": TEST_IMAGE.rsplit("@sha256:", 1)[1][:12],
-    }
+    assert args["display_name"] == f"{PIPELINE}-trainer"
+    # The environment's labels (app and env in vertex-dev.yaml), the pipeline and the image.
+    digest = TEST_IMAGE.rsplit("@sha256:", 1)[1][:12]
+    assert args["labels"] == {**peered.labels, "pipeline": PIPELINE, "image_digest": digest}
     assert args["job_spec"]["network"] == "projects/123456789012/global/networks/tfx"

@@ -3,7 +3,7 @@ KFP container entrypoint, as the pipeline's service account, reaching the Model 
 pipeline jobs at Google's host names through the stand-ins' network.
 
 Trainer, Evaluator and ModelRegistration are placeholders here (their outputs are recorded with the
-URIs the service generates); BaselineModel is the step of tests/pipeline/vertex/golden/dev.json.
+URIs the service generates); BaselineModel is the step of tests/example/golden/dev.json.
 The first run finds nothing registered; after its model is registered, the second run's Evaluator
 gets that model's own URI as `baseline_model`.
 """

@@ -4,7 +4,7 @@ Wired as in the rehearsal: the submitting program runs as a container of the pip
 TFX executor does on Vertex AI), as the pipeline's service account, with the `GoogleCloudNetwork`
 environment: Beam's apitools client reaches https://dataflow.googleapis.com through the TLS proxy,
 which forwards to the stand-in; staging and data go to the Cloud Storage stand-in; tokens come from
-the metadata servers. The Beam args are the components' args of tests/pipeline/vertex/golden/dev.json,
+the metadata servers. The Beam args are the components' args of tests/example/golden/dev.json,
 unchanged.
 """
 
@@ -37,7 +37,7 @@ UNKNOWN_IMAGE = IMAGE_REPOSITORY + "@sha256:" + "0" * 64
 
 
 def beam_args(image: str, *extra: str) -> list[str]:
-    """The component Beam args of tests/pipeline/vertex/golden/dev.json."""
+    """The component Beam args of tests/example/golden/dev.json."""
     return [
         "--runner=DataflowRunner",
         f"--project={PROJECT}",

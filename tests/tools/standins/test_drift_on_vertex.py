@@ -1,5 +1,5 @@
 """The compiled drift check, run as Vertex AI runs it: BaselineStatistics, TFX's DistributionValidator
-and the ValidationGate of tests/pipeline/vertex/golden/dev.json, in the pipeline image, through TFX's
+and the ValidationGate of tests/example/golden/dev.json, in the pipeline image, through TFX's
 KFP container entrypoint, as the pipeline's service account, reaching the Model Registry, the
 pipeline jobs and Cloud Storage at Google's host names through the stand-ins' network.
 
