@@ -53,7 +53,11 @@ def test_make_passes_paths_with_spaces_and_quotes_as_one_argument(
 ) -> None:
     assignments = [f"{name}={value}" for name, value in variables.items()]
     printed = subprocess.run(
-        ["make", "-n", target, *assignments], cwd=REPO_ROOT, capture_output=True, text=True, check=True
+        ["make", "--no-print-directory", "-n", target, *assignments],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     command = " ".join(line.rstrip("\\").strip() for line in printed.splitlines() if line.strip())
     command = command[command.index("-m pipeline ") :]
