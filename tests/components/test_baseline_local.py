@@ -35,9 +35,10 @@ from components.baseline.statistics import DATA_OF_KEY, BaselineStatistics
 from components.registration.component import ModelRegistration
 from components.smoke_test import SmokeTestError
 from models import label
-from tests.components.test_smoke_test import probability, tiny_model
+from tests.components.conftest import Transformed, dense_feature
+from tests.components.test_smoke_test import answer_for, tiny_model
 
-PIPELINE = "tiny-taxi"
+PIPELINE = "tiny-pipeline"
 
 
 class RecorderExecutor(base_executor.BaseExecutor):
@@ -164,15 +165,20 @@ def model_copy(model_uri: Path, folder: Path) -> str:
     return str(folder)
 
 
-def refused_model(folder: Path) -> str:
-    """A Model artifact folder whose SavedModel the smoke test refuses (its signatures disagree)."""
-    saved = tiny_model(folder, probability, lambda fares: probability(fares) * 0.5)
+def refused_model(folder: Path, transformed: Transformed) -> str:
+    """A Model artifact folder whose SavedModel the smoke test refuses: on a feature of the configured
+    rows, serving_default answers half of what serving_examples answers for the same rows."""
+    feature, dtype = dense_feature(transformed.output)
+    answer = answer_for(label.TASK)
+    saved = tiny_model(
+        folder, answer, lambda values: answer(values) * 0.5, output=label.TASK.output_key, feature=feature, dtype=dtype
+    )
     shutil.move(saved, folder / "Format-Serving")
     return str(folder)
 
 
 def test_local_runs_take_the_newest_pushed_model_of_the_pipeline(
-    model_uri: Path, examples_uri: Path, tmp_path: Path
+    model_uri: Path, examples_uri: Path, transformed: Transformed, tmp_path: Path
 ) -> None:
     tiny = TinyPipeline(tmp_path / "pipeline", examples_uri)
     first, second, third = (model_copy(model_uri, tmp_path / name) for name in ("first", "second", "third"))
@@ -185,7 +191,7 @@ def test_local_runs_take_the_newest_pushed_model_of_the_pipeline(
 
     # Blessed, but refused by the serving smoke test: the run stops before the Pusher.
     with pytest.raises(SmokeTestError):
-        tiny.run(refused_model(tmp_path / "refused"))
+        tiny.run(refused_model(tmp_path / "refused", transformed))
     assert tiny.recorded() == [second]
     assert tiny.recorded_statistics()["uri"] == tiny.statistics_of(second)
 

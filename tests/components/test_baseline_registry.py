@@ -31,7 +31,7 @@ from tools.standins.vertex_server import FakeVertexServer
 PROJECT = "my-tfx-dev"
 PROJECT_NUMBER = "123456789012"
 REGION = "us-central1"
-IMAGE = "us-central1-docker.pkg.dev/my-tfx-dev/pipelines/taxi-tips@sha256:" + "ab" * 32
+IMAGE = "us-central1-docker.pkg.dev/my-tfx-dev/pipelines/my-pipeline@sha256:" + "ab" * 32
 SERVING_IMAGE = "us-docker.pkg.dev/vertex-ai/prediction/tf2-cpu.2-15:latest"
 # The old compiled resolver's query: the newest blessing of the whole project and region.
 ARTIFACT_TYPES = ("Model", "ModelBlessing", "PushedModel")
@@ -161,12 +161,12 @@ def register(model_id: str, labels: dict[str, str]) -> None:
     )
 
 
-def source(model_id: str = "taxi-tips") -> RegistrySource:
+def source(model_id: str = "my-pipeline") -> RegistrySource:
     return RegistrySource(
         project=PROJECT,
         region=REGION,
         model_id=model_id,
-        pipeline_name="taxi-tips",
+        pipeline_name="my-pipeline",
         registration_task="ModelRegistration",
     )
 
@@ -186,22 +186,22 @@ def choose(tmp_path: Path, candidate_uri: str, baseline_source: RegistrySource) 
 
 
 def test_the_baseline_is_the_newest_model_this_pipeline_registered(cloud: Cloud, tmp_path: Path) -> None:
-    first = cloud.run("taxi-tips", "taxi-tips-run-1")
-    second = cloud.run("taxi-tips", "taxi-tips-run-2")
+    first = cloud.run("my-pipeline", "my-pipeline-run-1")
+    second = cloud.run("my-pipeline", "my-pipeline-run-2")
     other = cloud.run("other-pipeline", "other-pipeline-run-1")  # blessed and registered last
-    register("taxi-tips", {"blessed": "true", "pipeline_job": "taxi-tips-run-1"})
-    register("taxi-tips", {"blessed": "true", "pipeline_job": "taxi-tips-run-2"})
-    register("taxi-tips", {"blessed": "true", "pipeline_job": "other-pipeline-run-1"})  # same registry model
+    register("my-pipeline", {"blessed": "true", "pipeline_job": "my-pipeline-run-1"})
+    register("my-pipeline", {"blessed": "true", "pipeline_job": "my-pipeline-run-2"})
+    register("my-pipeline", {"blessed": "true", "pipeline_job": "other-pipeline-run-1"})  # same registry model
     register("other-pipeline", {"blessed": "true", "pipeline_job": "other-pipeline-run-1"})
-    register("taxi-tips", {"pipeline_job": "taxi-tips-run-1"})  # not labelled blessed: not ModelRegistration's
-    register("taxi-tips", {"blessed": "true", "pipeline_job": "taxi-tips-deleted-run"})  # run no longer readable
+    register("my-pipeline", {"pipeline_job": "my-pipeline-run-1"})  # not labelled blessed: not ModelRegistration's
+    register("my-pipeline", {"blessed": "true", "pipeline_job": "my-pipeline-deleted-run"})  # run no longer readable
 
-    baseline = choose(tmp_path, "gs://my-tfx-dev-pipelines/taxi-tips/123456789012/new/Trainer_9/model", source())
+    baseline = choose(tmp_path, "gs://my-tfx-dev-pipelines/my-pipeline/123456789012/new/Trainer_9/model", source())
 
     assert baseline.uri == second != other
     assert baseline.get_int_custom_property(executor.FOUND_KEY) == 1
     registered_as = baseline.get_string_custom_property(executor.REGISTERED_AS_KEY)
-    assert registered_as.endswith("models/taxi-tips@2 (run taxi-tips-run-2)")
+    assert registered_as.endswith("models/my-pipeline@2 (run my-pipeline-run-2)")
     # TFX's compiled resolver asked for the newest blessed model of the whole project: the other pipeline's.
     store = cloud.runs.metadata(f"projects/{PROJECT_NUMBER}/locations/{REGION}")
     newest_blessing = store.query(PROJECT_WIDE_BLESSING)[0]
@@ -210,19 +210,19 @@ def test_the_baseline_is_the_newest_model_this_pipeline_registered(cloud: Cloud,
 
 
 def test_the_candidates_own_version_is_passed_over(cloud: Cloud, tmp_path: Path) -> None:
-    first = cloud.run("taxi-tips", "taxi-tips-run-1")
-    register("taxi-tips", {"blessed": "true", "pipeline_job": "taxi-tips-run-1"})
+    first = cloud.run("my-pipeline", "my-pipeline-run-1")
+    register("my-pipeline", {"blessed": "true", "pipeline_job": "my-pipeline-run-1"})
 
     # A re-run whose Trainer came from the cache: the candidate's own version is all there is.
     assert executor.is_no_baseline_marker(choose(tmp_path / "rerun", first, source()))
 
-    second = cloud.run("taxi-tips", "taxi-tips-run-2")
-    register("taxi-tips", {"blessed": "true", "pipeline_job": "taxi-tips-run-2"})
+    second = cloud.run("my-pipeline", "my-pipeline-run-2")
+    register("my-pipeline", {"blessed": "true", "pipeline_job": "my-pipeline-run-2"})
     assert choose(tmp_path / "after", second, source()).uri == first
 
 
 def test_nothing_registered_yet_gives_an_empty_marked_output(cloud: Cloud, tmp_path: Path) -> None:
-    candidate = cloud.run("taxi-tips", "taxi-tips-run-1")
+    candidate = cloud.run("my-pipeline", "my-pipeline-run-1")
 
     baseline = choose(tmp_path, candidate, source())
 
@@ -235,7 +235,7 @@ def test_nothing_registered_yet_gives_an_empty_marked_output(cloud: Cloud, tmp_p
 def baseline_statistics(tmp_path: Path, baseline_source: RegistrySource) -> standard_artifacts.ExampleStatistics:
     """Runs BaselineStatistics' executor as the pipeline image would; returns its output artifact."""
     current = standard_artifacts.ExampleStatistics()
-    current.uri = "gs://my-tfx-dev-pipelines/taxi-tips/123456789012/new/StatisticsGen_3/statistics"
+    current.uri = "gs://my-tfx-dev-pipelines/my-pipeline/123456789012/new/StatisticsGen_3/statistics"
     output = standard_artifacts.ExampleStatistics()
     output.uri = str(tmp_path / "BaselineStatistics" / "baseline_statistics")
     statistics.Executor().Do(
@@ -250,18 +250,18 @@ def test_the_baseline_statistics_are_those_of_the_run_of_the_newest_registered_m
     cloud: Cloud, tmp_path: Path
 ) -> None:
     assert executor.is_no_baseline_marker(baseline_statistics(tmp_path / "before", source()))  # nothing registered
-    cloud.run("taxi-tips", "taxi-tips-run-1")
-    cloud.run("taxi-tips", "taxi-tips-run-2")
+    cloud.run("my-pipeline", "my-pipeline-run-1")
+    cloud.run("my-pipeline", "my-pipeline-run-2")
     cloud.run("other-pipeline", "other-pipeline-run-1")
-    register("taxi-tips", {"blessed": "true", "pipeline_job": "taxi-tips-run-1"})
-    register("taxi-tips", {"blessed": "true", "pipeline_job": "taxi-tips-run-2"})
-    register("taxi-tips", {"blessed": "true", "pipeline_job": "other-pipeline-run-1"})  # another pipeline's run
-    register("taxi-tips", {"pipeline_job": "taxi-tips-run-1"})  # not labelled blessed
+    register("my-pipeline", {"blessed": "true", "pipeline_job": "my-pipeline-run-1"})
+    register("my-pipeline", {"blessed": "true", "pipeline_job": "my-pipeline-run-2"})
+    register("my-pipeline", {"blessed": "true", "pipeline_job": "other-pipeline-run-1"})  # another pipeline's run
+    register("my-pipeline", {"pipeline_job": "my-pipeline-run-1"})  # not labelled blessed
 
     found = baseline_statistics(tmp_path / "after", source())
 
-    assert found.uri == cloud.statistics_of("taxi-tips-run-2") != cloud.statistics_of("taxi-tips-run-1")
+    assert found.uri == cloud.statistics_of("my-pipeline-run-2") != cloud.statistics_of("my-pipeline-run-1")
     assert found.split_names == '["eval", "train"]'
     assert found.get_int_custom_property(executor.FOUND_KEY) == 1
     data_of = found.get_string_custom_property(statistics.DATA_OF_KEY)
-    assert data_of.startswith("the data of ") and data_of.endswith("models/taxi-tips@2 (run taxi-tips-run-2)")
+    assert data_of.startswith("the data of ") and data_of.endswith("models/my-pipeline@2 (run my-pipeline-run-2)")

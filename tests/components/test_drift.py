@@ -1,9 +1,13 @@
 """The drift check: the curated schema's thresholds, TFX's DistributionValidator (with the executor of
-components/drift.py) on statistics computed as the pipeline computes them, and the gate's words."""
+components/drift.py) on statistics computed as the pipeline computes them, and the gate's words.
+
+The executor and the gate run on data and a schema of the tests' own; the configured schema's
+thresholds are checked for what holds in any project (the taxi schema's own: tests/example/)."""
 
 from __future__ import annotations
 
 import csv
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -17,28 +21,51 @@ from components.baseline.executor import FOUND_KEY, REASON_KEY
 from components.baseline.statistics import DATA_OF_KEY
 from pipeline import pipeline as tfx_pipeline
 from pipeline.config import load_config
-from pipeline.paths import REPO_ROOT
 from runners.local.schema_proposal import example_statistics
+from tests.pipeline.expected import DRIFT_STEPS, curated_schema, schema_with_drift_thresholds
 
-CURATED = REPO_ROOT / "schema" / "schema.pbtxt"
 SCHEMA_SOURCE = "schema/schema.pbtxt"
+# The tests' own schema: a drift threshold on a number (quantile histograms, not swung by one outlier)
+# and on a text column.
+OWN_SCHEMA = """\
+feature {
+  name: "amount"
+  type: FLOAT
+  presence { min_fraction: 1.0 min_count: 1 }
+  shape { dim { size: 1 } }
+  drift_comparator { jensen_shannon_divergence { threshold: 0.3 source { type: QUANTILES } } }
+}
+feature {
+  name: "kind"
+  type: BYTES
+  presence { min_fraction: 1.0 min_count: 1 }
+  shape { dim { size: 1 } }
+  drift_comparator { infinity_norm { threshold: 0.3 } }
+}
+"""
+OWN_ROWS = 600
 DATA_OF = "the data of the model pushed by Pusher execution 11 (run 2026-11-30T10:00:00)"
 Type = anomalies_pb2.AnomalyInfo.Type
 Measurement = anomalies_pb2.DriftSkewInfo.Measurement.Type
 
 
-def test_the_curated_schema_sets_drift_thresholds_for_the_label_sources_and_key_features() -> None:
-    config = drift.drift_config_from_file(CURATED, SCHEMA_SOURCE)
+@pytest.mark.parametrize("variant", ["as configured", "one added", "none"])
+def test_the_schemas_thresholds_become_the_validators_config(variant: str) -> None:
+    """Each drift_comparator of the configured schema (refused if it does not fit its feature's type),
+    as it is, on its feature; a schema without one compares nothing."""
+    schema = curated_schema(load_config()) or text_format.Parse(OWN_SCHEMA, schema_pb2.Schema())
+    if variant != "as configured":
+        schema = schema_with_drift_thresholds(schema, present=variant == "one added")
+    config = drift.drift_config(schema, SCHEMA_SOURCE)
     thresholds = {
         comparator.path.step[0]: comparator.distribution_comparator
         for comparator in config.default_slice_config.feature
     }
-    assert {"tips", "fare", "trip_miles", "trip_seconds", "payment_type", "company"} <= set(thresholds)
-    for label_source in ("tips", "fare"):
-        divergence = thresholds[label_source].jensen_shannon_divergence
-        assert 0 < divergence.threshold < 1
-        assert divergence.source.type == schema_pb2.HistogramSelection.QUANTILES  # not swung by one outlier
-    assert 0 < thresholds["payment_type"].infinity_norm.threshold < 1
+    assert thresholds == {
+        feature.name: feature.drift_comparator for feature in schema.feature if feature.HasField("drift_comparator")
+    }
+    if variant != "as configured":
+        assert len(thresholds) == (1 if variant == "one added" else 0)
 
 
 @pytest.mark.parametrize(
@@ -69,12 +96,15 @@ def test_only_a_local_curated_schema_with_thresholds_adds_the_drift_check(tmp_pa
         config = load_config(overrides={"runner.output_dir": str(tmp_path), **overrides})
         return {component.id for component in tfx_pipeline.create_pipeline(config).components}
 
-    drift_steps = {tfx_pipeline.BASELINE_STATISTICS, tfx_pipeline.DISTRIBUTION_VALIDATOR}
-    assert drift_steps <= step_ids()
-    assert not drift_steps & step_ids(schema_path=None)  # inferred: no thresholds
-    without = tmp_path / "no-drift.pbtxt"
-    without.write_text("\n".join(line for line in CURATED.read_text().splitlines() if "drift_comparator" not in line))
-    assert not drift_steps & step_ids(schema_path=str(without))
+    schema = curated_schema(load_config())
+    assert schema is not None, "these tests need a curated schema in the repository (schema_path)"
+    files = {}
+    for present in (True, False):
+        files[present] = tmp_path / f"drift-{present}.pbtxt"
+        files[present].write_text(text_format.MessageToString(schema_with_drift_thresholds(schema, present)))
+    assert step_ids(schema_path=str(files[True])) >= DRIFT_STEPS
+    assert not DRIFT_STEPS & step_ids(schema_path=None)  # inferred: no thresholds
+    assert not DRIFT_STEPS & step_ids(schema_path=str(files[False]))
 
 
 # ---- the plain words --------------------------------------------------------------------------
@@ -139,22 +169,28 @@ def test_a_feature_that_could_not_be_compared_is_said_too() -> None:
 # ---- TFX's DistributionValidator and the gate, on statistics as the pipeline computes them ----
 
 
+def write_rows(folder: Path, amount: Callable[[int], str]) -> Path:
+    """OWN_ROWS rows of the own schema's columns: amount(i), and one of three kinds in turn."""
+    folder.mkdir()
+    with (folder / "data.csv").open("w", newline="") as file:
+        rows = [[amount(i), ("card", "cash", "app")[i % 3]] for i in range(OWN_ROWS)]
+        csv.writer(file).writerows([["amount", "kind"], *rows])
+    return folder
+
+
 @pytest.fixture(scope="module")
-def statistics(small_taxi_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """Statistics folders (Split-train and Split-eval) of the taxi trips, and of the same trips with
-    every tips value set to 5.0: a label broken at the source that the schema accepts."""
+def statistics(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Statistics folders (Split-train and Split-eval) of rows with amounts spread from 10 to 100, and
+    of the same rows with every amount set to 5.0: a column broken at the source that the schema accepts."""
     work = tmp_path_factory.mktemp("drift-statistics")
-    with (small_taxi_dir / "data.csv").open(newline="") as file:
-        header, *rows = list(csv.reader(file))
-    tips = header.index("tips")
-    broken = work / "broken-data"
-    broken.mkdir()
-    with (broken / "data.csv").open("w", newline="") as file:
-        csv.writer(file).writerows([header] + [[*row[:tips], "5.0", *row[tips + 1 :]] for row in rows])
+    data = {
+        "good": write_rows(work / "good-data", lambda i: f"{10 + (i * 37) % 90}.5"),
+        "broken": write_rows(work / "broken-data", lambda i: "5.0"),
+    }
     folders = {}
-    for name, data in (("taxi", small_taxi_dir), ("broken", broken)):
+    for name, folder in data.items():
         folders[name] = work / name
-        computed, _ = example_statistics(str(data))
+        computed, _ = example_statistics(str(folder))
         serialized = computed.SerializeToString()
         for split in ("train", "eval"):
             (folders[name] / f"Split-{split}").mkdir(parents=True)
@@ -183,7 +219,7 @@ def check(tmp_path: Path, current: Path, baseline: Path | None) -> standard_arti
         found.set_string_custom_property(DATA_OF_KEY, DATA_OF)
     anomalies = standard_artifacts.ExampleAnomalies()
     anomalies.uri = str(tmp_path / "drift")
-    config = drift.drift_config_from_file(CURATED, SCHEMA_SOURCE)
+    config = drift.drift_config(text_format.Parse(OWN_SCHEMA, schema_pb2.Schema()), SCHEMA_SOURCE)
     drift.Executor().Do(
         {drift.STATISTICS_KEY: [statistics_artifact(current)], drift.BASELINE_STATISTICS_KEY: [found]},
         {drift.ANOMALIES_KEY: [anomalies]},
@@ -202,7 +238,7 @@ def run_gate(tmp_path: Path, drift_anomalies: standard_artifacts.ExampleAnomalie
     schema = standard_artifacts.Schema()
     schema.uri = str(tmp_path / "schema")
     (tmp_path / "schema").mkdir()
-    (tmp_path / "schema" / "schema.pbtxt").write_text(CURATED.read_text())
+    (tmp_path / "schema" / "schema.pbtxt").write_text(OWN_SCHEMA)
     validated = standard_artifacts.Schema()
     validated.uri = str(tmp_path / "validated")
     validation_gate.Executor().Do(
@@ -217,14 +253,14 @@ def run_gate(tmp_path: Path, drift_anomalies: standard_artifacts.ExampleAnomalie
     return validated
 
 
-def test_a_broken_label_stops_the_gate_with_one_line_per_feature(statistics: dict[str, Path], tmp_path: Path) -> None:
+def test_a_broken_column_stops_the_gate_with_one_line_per_feature(statistics: dict[str, Path], tmp_path: Path) -> None:
     with pytest.raises(validation_gate.DataDriftError) as error:
-        check(tmp_path, statistics["broken"], baseline=statistics["taxi"])
+        check(tmp_path, statistics["broken"], baseline=statistics["good"])
     assert isinstance(error.value, validation_gate.DataValidationError)  # the CLI's exit 2 and one-line answer
     assert str(error.value).splitlines() == [
         "the data differs from the data the current model was trained on: 1 feature moved beyond the drift "
-        "thresholds of schema/schema.pbtxt (tips); the run stopped before Transform",
-        "  tips [train, eval vs the baseline's data]: the distribution moved by Jensen-Shannon divergence 1.00 "
+        "thresholds of schema/schema.pbtxt (amount); the run stopped before Transform",
+        "  amount [train, eval vs the baseline's data]: the distribution moved by Jensen-Shannon divergence 1.00 "
         "(allowed 0.3)",
         f"  compared with {DATA_OF}",
         "to accept a legitimate change in the data: raise the feature's drift_comparator threshold in "
@@ -236,8 +272,8 @@ def test_a_broken_label_stops_the_gate_with_one_line_per_feature(statistics: dic
 def test_the_same_distribution_passes_and_the_gate_says_what_it_compared(
     statistics: dict[str, Path], tmp_path: Path
 ) -> None:
-    passed = check(tmp_path, statistics["taxi"], baseline=statistics["taxi"])
-    assert (Path(passed.uri) / "schema.pbtxt").read_text() == CURATED.read_text()
+    passed = check(tmp_path, statistics["good"], baseline=statistics["good"])
+    assert (Path(passed.uri) / "schema.pbtxt").read_text() == OWN_SCHEMA
     assert passed.get_string_custom_property(validation_gate.DRIFT_CHECK_KEY) == (
         f"passed: compared with {DATA_OF}, no feature beyond its threshold in schema/schema.pbtxt"
     )

@@ -1,5 +1,7 @@
-"""The ModelRegistration executor on real artifacts, uploading through the real SDK to the fake; the
-copy into the models bucket; and the `registry` config section."""
+"""The ModelRegistration executor on real artifacts (the model of models/ on rows of the configured
+data), uploading through the real SDK to the fake; the copy into the models bucket; and the
+`registry` config section. The registry settings are the tests' own; the configured ones are checked
+for what holds in any project (the example's own values: tests/example/test_components.py)."""
 
 from __future__ import annotations
 
@@ -19,16 +21,18 @@ from components.registration.upload import pipeline_job_id, provenance_labels, r
 from components.serving_checks import Task
 from components.smoke_test import SmokeTestError
 from models.label import TASK
-from pipeline.config import BASE_CONFIG, ConfigError, load_config, vertex_config_path
+from pipeline.config import BASE_CONFIG, VERTEX_CONFIG_PREFIX, ConfigError, load_config, vertex_config_path
 from pipeline.deploy_config import RegistryConfig
-from tests.components.test_smoke_test import tiny_model
+from pipeline.paths import CONFIG_DIR
+from tests.components.conftest import write_examples
+from tests.components.test_smoke_test import amount_examples, tiny_model
 from tools.standins.fixtures import VertexStandins, environment_variable, write_pipeline_spec
 from tools.standins.storage import StorageServer
 
 PROJECT_NUMBER = "123456789012"
-IMAGE = "us-central1-docker.pkg.dev/my-tfx-dev/pipelines/taxi-tips@sha256:" + "0123456789abcdef" * 4
+IMAGE = "us-central1-docker.pkg.dev/my-tfx-dev/pipelines/my-pipeline@sha256:" + "0123456789abcdef" * 4
 SERVING_IMAGE = "us-central1-docker.pkg.dev/my-tfx-dev/dockerhub/tensorflow/serving@sha256:" + "fedcba9876543210" * 4
-ROOT = "gs://my-tfx-dev-pipelines/taxi-tips"
+ROOT = "gs://my-tfx-dev-pipelines/my-pipeline"
 MODELS_BUCKET = "my-tfx-dev-models"
 
 
@@ -38,8 +42,8 @@ def settings(
     return RegistrySettings(
         project="my-tfx-dev",
         region="us-central1",
-        model_id="taxi-tips",
-        display_name="taxi-tips",
+        model_id="my-pipeline",
+        display_name="my-pipeline",
         serving_image=SERVING_IMAGE,
         pipeline_root=pipeline_root,
         pipeline_image=IMAGE,
@@ -55,6 +59,7 @@ def run_executor(
     *,
     blessed: bool = True,
     registry: RegistrySettings | None = None,
+    task: Task = TASK,
 ) -> standard_artifacts.PushedModel:
     model = standard_artifacts.Model()
     model.uri = str(model_uri)
@@ -69,7 +74,7 @@ def run_executor(
     executor.Executor().Do(
         {"model": [model], "model_blessing": [blessing], "examples": [examples]},
         {"registered_model": [output]},
-        {"registry": registry.to_json() if registry else "", "smoke_examples": 4, "task": TASK.to_json()},
+        {"registry": registry.to_json() if registry else "", "smoke_examples": 4, "task": task.to_json()},
     )
     return output
 
@@ -77,7 +82,7 @@ def run_executor(
 def submit_job(folder: Path, job_id: str, commit: str) -> None:
     """A pipeline run as `python -m pipeline submit` labels it."""
     job = aiplatform.PipelineJob(
-        display_name="taxi-tips-vertex-dev",
+        display_name="my-pipeline-vertex-dev",
         template_path=write_pipeline_spec(folder / f"{job_id}.json"),
         job_id=job_id,
         labels={"config": "vertex-dev", "git_commit": commit, "image_digest": "0123456789ab"},
@@ -96,31 +101,32 @@ def test_blessed_models_become_versions_of_one_registry_model(
 ) -> None:
     registry = settings(pipeline_root=str(tmp_path))
     vertex_env.create_bucket(MODELS_BUCKET)
-    submit_job(tmp_path, "taxi-tips-vertex-dev-20261127-030000-ab12", "1a2b3c4d5e6f")
-    submit_job(tmp_path, "taxi-tips-vertex-dev-20261204-030000-cd34", "99aa88bb77cc")
+    submit_job(tmp_path, "my-pipeline-vertex-dev-20261127-030000-ab12", "1a2b3c4d5e6f")
+    submit_job(tmp_path, "my-pipeline-vertex-dev-20261204-030000-cd34", "99aa88bb77cc")
 
     first = run_executor(
-        model_uri, examples_uri, task_output(tmp_path, "taxi-tips-vertex-dev-20261127-030000-ab12"), registry=registry
+        model_uri, examples_uri, task_output(tmp_path, "my-pipeline-vertex-dev-20261127-030000-ab12"), registry=registry
     )
     second = run_executor(
-        model_uri, examples_uri, task_output(tmp_path, "taxi-tips-vertex-dev-20261204-030000-cd34"), registry=registry
+        model_uri, examples_uri, task_output(tmp_path, "my-pipeline-vertex-dev-20261204-030000-cd34"), registry=registry
     )
 
-    model = vertex_env.models.model("taxi-tips")
+    model = vertex_env.models.model("my-pipeline")
     assert model.version_ids == ["1", "2"]
     assert model.aliases == {"default": "1", "candidate": "2"}  # promotion moves default with production
     version = model.version("2")
     assert version["labels"] == {
         "blessed": "true",
-        "pipeline_job": "taxi-tips-vertex-dev-20261204-030000-cd34",
+        "pipeline_job": "my-pipeline-vertex-dev-20261204-030000-cd34",
         "git_commit": "99aa88bb77cc",
         "image_digest": "0123456789ab",
     }
     # Each version points at its own copy in the models bucket, in TF Serving's layout.
-    base = f"gs://{MODELS_BUCKET}/taxi-tips/taxi-tips-vertex-dev-20261204-030000-cd34"
+    base = f"gs://{MODELS_BUCKET}/my-pipeline/my-pipeline-vertex-dev-20261204-030000-cd34"
     assert version["artifactUri"] == base
     assert (
-        model.version("1")["artifactUri"] == f"gs://{MODELS_BUCKET}/taxi-tips/taxi-tips-vertex-dev-20261127-030000-ab12"
+        model.version("1")["artifactUri"]
+        == f"gs://{MODELS_BUCKET}/my-pipeline/my-pipeline-vertex-dev-20261127-030000-ab12"
     )
     exported = sorted(
         str(p.relative_to(model_uri / "Format-Serving"))
@@ -130,22 +136,22 @@ def test_blessed_models_become_versions_of_one_registry_model(
     copied = sorted(
         blob.name
         for blob in vertex_env.storage_client().list_blobs(
-            MODELS_BUCKET, prefix="taxi-tips/taxi-tips-vertex-dev-20261204"
+            MODELS_BUCKET, prefix="my-pipeline/my-pipeline-vertex-dev-20261204"
         )
     )
-    assert copied == [f"taxi-tips/taxi-tips-vertex-dev-20261204-030000-cd34/1/{name}" for name in exported]
+    assert copied == [f"my-pipeline/my-pipeline-vertex-dev-20261204-030000-cd34/1/{name}" for name in exported]
     assert "saved_model.pb" in exported and any(name.startswith("variables/") for name in exported)
     assert version["versionDescription"] == (
         f"Blessed by the Evaluator. Task: {TASK.describe()}. Eval metrics: not recorded"
     )
     assert [r.body.get("parentModel", "") for r in vertex_env.server.find_requests("POST", r"models:upload$")] == [
         "",
-        "projects/my-tfx-dev/locations/us-central1/models/taxi-tips",
+        "projects/my-tfx-dev/locations/us-central1/models/my-pipeline",
     ]
     assert first.get_string_custom_property("model_version_id") == "1"
     assert second.get_int_custom_property("pushed") == 1
     assert second.get_string_custom_property("model_version_name") == (
-        "projects/my-tfx-dev/locations/us-central1/models/taxi-tips@2"
+        "projects/my-tfx-dev/locations/us-central1/models/my-pipeline@2"
     )
     assert second.get_string_custom_property("model_artifact_uri") == base
     assert second.get_string_custom_property("smoke_test").startswith("passed: 4 eval rows")
@@ -156,20 +162,24 @@ def test_blessed_models_become_versions_of_one_registry_model(
 
 def test_the_upload_names_tf_servings_command_ports_and_routes(vertex_env: VertexStandins) -> None:
     """What the SDK sends in UploadModelRequest.model.containerSpec, and what Vertex AI keeps."""
-    register_version(settings(), f"gs://{MODELS_BUCKET}/taxi-tips/run-1", {"blessed": "true"}, "first")
+    register_version(settings(), f"gs://{MODELS_BUCKET}/my-pipeline/run-1", {"blessed": "true"}, "first")
 
     (request,) = vertex_env.server.find_requests("POST", r"models:upload$")
     expected = {
         "imageUri": SERVING_IMAGE,
         "command": ["tensorflow_model_server"],
-        "args": ["--model_name=taxi-tips", "--model_base_path=$(AIP_STORAGE_URI)", "--rest_api_port=$(AIP_HTTP_PORT)"],
+        "args": [
+            "--model_name=my-pipeline",
+            "--model_base_path=$(AIP_STORAGE_URI)",
+            "--rest_api_port=$(AIP_HTTP_PORT)",
+        ],
         "ports": [{"containerPort": 8080}],
-        "predictRoute": "/v1/models/taxi-tips:predict",
-        "healthRoute": "/v1/models/taxi-tips",
+        "predictRoute": "/v1/models/my-pipeline:predict",
+        "healthRoute": "/v1/models/my-pipeline",
     }
     assert request.body["model"]["containerSpec"] == expected
-    assert request.body["model"]["artifactUri"] == f"gs://{MODELS_BUCKET}/taxi-tips/run-1"
-    assert vertex_env.models.model("taxi-tips").version("1")["containerSpec"] == expected
+    assert request.body["model"]["artifactUri"] == f"gs://{MODELS_BUCKET}/my-pipeline/run-1"
+    assert vertex_env.models.model("my-pipeline").version("1")["containerSpec"] == expected
 
 
 def test_the_prebuilt_container_gets_the_saved_model_at_the_root(
@@ -181,11 +191,11 @@ def test_the_prebuilt_container_gets_the_saved_model_at_the_root(
 
     run_executor(model_uri, examples_uri, task_output(tmp_path, "run-7"), registry=registry)
 
-    version = vertex_env.models.model("taxi-tips").version("1")
-    assert version["artifactUri"] == f"gs://{MODELS_BUCKET}/taxi-tips/run-7"
+    version = vertex_env.models.model("my-pipeline").version("1")
+    assert version["artifactUri"] == f"gs://{MODELS_BUCKET}/my-pipeline/run-7"
     assert version["containerSpec"] == {"imageUri": SERVING_IMAGE}  # the image's own entrypoint and routes
     names = {blob.name for blob in vertex_env.storage_client().list_blobs(MODELS_BUCKET)}
-    assert "taxi-tips/run-7/saved_model.pb" in names and not any("/1/" in name for name in names)
+    assert "my-pipeline/run-7/saved_model.pb" in names and not any("/1/" in name for name in names)
 
 
 def test_an_unblessed_model_is_not_uploaded(
@@ -212,28 +222,28 @@ def test_without_a_registry_only_the_smoke_test_runs(model_uri: Path, examples_u
     assert output.get_string_custom_property("smoke_test").startswith("passed")
 
 
-def test_a_model_that_fails_the_smoke_test_is_not_uploaded(
-    vertex_env: VertexStandins, examples_uri: Path, tmp_path: Path
-) -> None:
+def test_a_model_that_fails_the_smoke_test_is_not_uploaded(vertex_env: VertexStandins, tmp_path: Path) -> None:
+    # A binary model of the test's own answering 2.0, on rows of its own.
     broken = Path(tiny_model(tmp_path, lambda f: f[:, None] * 0 + 2.0, lambda f: f[:, None] * 0 + 2.0))
     (tmp_path / "artifact").mkdir()
     broken.rename(tmp_path / "artifact" / "Format-Serving")
+    examples = write_examples(tmp_path / "examples", amount_examples())
 
     with pytest.raises(SmokeTestError, match="outside \\[0, 1\\]"):
-        run_executor(tmp_path / "artifact", examples_uri, tmp_path / "out", registry=settings())
+        run_executor(tmp_path / "artifact", examples, tmp_path / "out", registry=settings(), task=Task.binary())
     assert vertex_env.server.find_requests("POST", r"models:upload$") == []
 
 
 def test_a_model_another_run_created_meanwhile_gets_the_new_version(vertex_env: VertexStandins) -> None:
     register_version(settings(), "gs://my-tfx-dev-pipelines/run-1/model", {"blessed": "true"}, "first")
     # The model looks missing (as to a run racing another one), so the upload with model_id conflicts.
-    vertex_env.server.fail_next("GET", r"/models/taxi-tips$", 404)
+    vertex_env.server.fail_next("GET", r"/models/my-pipeline$", 404)
 
     second = register_version(settings(), "gs://my-tfx-dev-pipelines/run-2/model", {"blessed": "true"}, "second")
 
     assert second.version_id == "2"
     assert [r.status for r in vertex_env.server.find_requests("POST", r"models:upload$")] == [200, 409, 200]
-    assert vertex_env.models.model("taxi-tips").aliases == {"default": "1", "candidate": "2"}
+    assert vertex_env.models.model("my-pipeline").aliases == {"default": "1", "candidate": "2"}
 
 
 def test_provenance_without_a_known_job(vertex_env: VertexStandins) -> None:
@@ -287,12 +297,12 @@ def test_a_saved_model_in_the_pipeline_root_is_copied_by_the_service(gcs: Storag
     copied = copy_to_models_bucket(settings(), source, "run-1")
 
     assert (copied.artifact_uri, copied.saved_model_uri) == (
-        f"gs://{MODELS_BUCKET}/taxi-tips/run-1",
-        f"gs://{MODELS_BUCKET}/taxi-tips/run-1/1",
+        f"gs://{MODELS_BUCKET}/my-pipeline/run-1",
+        f"gs://{MODELS_BUCKET}/my-pipeline/run-1/1",
     )
-    assert {name: gcs.get_object(MODELS_BUCKET, f"taxi-tips/run-1/1/{name}") for name in exported_files(model_uri)} == (
-        exported_files(model_uri)
-    )
+    assert {
+        name: gcs.get_object(MODELS_BUCKET, f"my-pipeline/run-1/1/{name}") for name in exported_files(model_uri)
+    } == (exported_files(model_uri))
     writes = [r for r in gcs.requests if r.method == "POST" and MODELS_BUCKET in r.path]
     assert all("/rewriteTo/" in r.path and r.query.get("ifGenerationMatch") == "0" for r in writes)
     assert writes[-1].path.endswith("saved_model.pb")
@@ -310,17 +320,18 @@ def test_a_retried_copy_keeps_what_is_there_and_never_replaces_it(
     other = tmp_path / "other"
     other.mkdir()
     (other / "saved_model.pb").write_bytes(b"another model")
-    with pytest.raises(ModelCopyError, match=r"taxi-tips/run-2/1/saved_model.pb exists with other content"):
+    with pytest.raises(ModelCopyError, match=r"my-pipeline/run-2/1/saved_model.pb exists with other content"):
         copy_to_models_bucket(settings(), str(other), "run-2")
     assert (
-        gcs.get_object(MODELS_BUCKET, "taxi-tips/run-2/1/saved_model.pb") == exported_files(model_uri)["saved_model.pb"]
+        gcs.get_object(MODELS_BUCKET, "my-pipeline/run-2/1/saved_model.pb")
+        == exported_files(model_uri)["saved_model.pb"]
     )
 
 
 def test_without_a_known_run_the_folder_is_named_by_the_content(gcs: StorageServer, model_uri: Path) -> None:
     model_dir = str(model_uri / "Format-Serving")
     copied = copy_to_models_bucket(settings(), model_dir, None)
-    assert copied.artifact_uri.startswith(f"gs://{MODELS_BUCKET}/taxi-tips/sha256-")
+    assert copied.artifact_uri.startswith(f"gs://{MODELS_BUCKET}/my-pipeline/sha256-")
     assert copy_to_models_bucket(settings(), model_dir, None).artifact_uri == copied.artifact_uri
 
 
@@ -379,17 +390,26 @@ def test_the_registry_section_refuses_a_tagged_image_and_a_bad_bucket(tmp_path: 
     assert expected in str(error.value) and "\n" not in str(error.value)
 
 
-@pytest.mark.parametrize("env", ["dev", "prod"])
-def test_the_vertex_configs_serve_with_tf_serving_from_the_projects_mirror(env: str) -> None:
+def vertex_configs_with_a_registry() -> list[str]:
+    """The environments of configs/vertex-*.yaml that register models."""
+    envs = sorted(
+        path.stem.removeprefix(VERTEX_CONFIG_PREFIX) for path in CONFIG_DIR.glob(f"{VERTEX_CONFIG_PREFIX}*.yaml")
+    )
+    return [env for env in envs if load_config([BASE_CONFIG, vertex_config_path(env)]).registry is not None]
+
+
+@pytest.mark.parametrize("env", vertex_configs_with_a_registry())
+def test_each_vertex_config_registers_models_where_the_registration_can(env: str) -> None:
+    """What the executor needs of any registry section: TF Serving's image with a models bucket for
+    its version folders, outside the pipeline root."""
     config = load_config([BASE_CONFIG, vertex_config_path(env)])
     assert config.registry is not None
-    project = config.runner.project
-    assert config.registry.serving_container == TF_SERVING
-    assert config.registry.serving_image.startswith(
-        f"us-central1-docker.pkg.dev/{project}/dockerhub/tensorflow/serving@sha256:"
-    )
-    assert config.registry.models_bucket == f"gs://{project}-models"
-    assert not config.runner.pipeline_root.startswith(config.registry.models_bucket)
+    models_bucket = config.registry.models_bucket
+    if config.registry.serving_container == TF_SERVING:
+        assert models_bucket is not None
+        assert "/tensorflow/serving@sha256:" in config.registry.serving_image
+    if models_bucket is not None:
+        assert not f"{config.runner.pipeline_root.rstrip('/')}/".startswith(f"{models_bucket.rstrip('/')}/")
 
 
 def test_the_config_knows_the_containers_the_registration_knows() -> None:

@@ -1,3 +1,6 @@
+"""What the serving checks accept: answers of each task, instances carrying exactly the features of
+models/features.py, values of their column's type; and the configured serving instances."""
+
 import math
 
 import pytest
@@ -9,10 +12,15 @@ from components.serving_checks import (
     value_type_problems,
 )
 from models import features, label
+from pipeline import pipeline as tfx_pipeline
+from pipeline.config import load_config
 from pipeline.deploy_config import SmokeTestConfig
 from runners.promotion.smoke import load_instances
 
-INSTANCE = dict.fromkeys(features.RAW_FEATURE_KEYS, 1) | {"payment_type": "Cash", "company": ""}
+# An instance of the declared features (the values' types are checked against the schema elsewhere).
+INSTANCE = dict.fromkeys(features.RAW_FEATURE_KEYS, 1) | {features.RAW_FEATURE_KEYS[-1]: ""}
+# A column serving requests never carry: the label's own, or one no declaration names.
+NOT_SERVED = next(iter(sorted(set(label.COLUMNS) - set(features.RAW_FEATURE_KEYS))), "not_a_feature")
 BINARY = Task.binary()
 THREE_CLASSES = Task.multiclass(classes=("setosa", "versicolor", "virginica"))
 REGRESSION = Task.regression()
@@ -46,14 +54,14 @@ def test_what_breaks_the_response_schema(predictions: list, task: Task, problem:
 
 
 def test_instances_need_exactly_the_raw_features() -> None:
-    keys = features.RAW_FEATURE_KEYS
+    keys, first = features.RAW_FEATURE_KEYS, features.RAW_FEATURE_KEYS[0]
     assert instance_problems([INSTANCE], keys) == []
-    missing = {key: value for key, value in INSTANCE.items() if key != "fare"}
-    assert instance_problems([missing], keys) == ["instance 0: missing features ['fare'], unknown features []"]
-    assert instance_problems([INSTANCE | {"tips": 1.0}], keys) == [
-        "instance 0: missing features [], unknown features ['tips']"
+    missing = {key: value for key, value in INSTANCE.items() if key != first}
+    assert instance_problems([missing], keys) == [f"instance 0: missing features [{first!r}], unknown features []"]
+    assert instance_problems([INSTANCE | {NOT_SERVED: 1.0}], keys) == [
+        f"instance 0: missing features [], unknown features [{NOT_SERVED!r}]"
     ]
-    assert instance_problems([INSTANCE | {"fare": None}], keys) == ["instance 0: fare must be numbers or strings"]
+    assert instance_problems([INSTANCE | {first: None}], keys) == [f"instance 0: {first} must be numbers or strings"]
     assert instance_problems([], keys) == ["no instances"]
 
 
@@ -89,8 +97,11 @@ def test_tasks_check_their_classes_and_travel_as_json() -> None:
         Task("ranking")
 
 
-def test_the_committed_sample_instances_are_valid() -> None:
+def test_the_committed_serving_instances_fit_the_model_and_the_schema() -> None:
     instances = load_instances(SmokeTestConfig().instances_path)
-    assert len(instances) == 8
+    assert instances
     assert instance_problems(instances, features.RAW_FEATURE_KEYS) == []
-    assert {type(instances[0][key]) for key in ("payment_type", "company")} == {str}
+    columns, _ = tfx_pipeline.schema_columns(load_config())
+    if columns is not None:  # a curated schema here: every value of its column's type
+        assert value_type_problems(instances, columns) == []
+    assert tfx_pipeline.check_model_fit(load_config()) == instances

@@ -1,12 +1,17 @@
-"""The validation gate, the plain-words anomalies and what the curated schema accepts."""
+"""The validation gate, the plain-words anomalies and what the curated schema accepts.
+
+The gate and the plain words are checked with a schema of the tests' own; what the configured schema
+accepts, on rows of the configured data (the taxi schema's own values: tests/example/)."""
 
 from __future__ import annotations
 
-import csv
+import math
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import tensorflow_data_validation as tfdv
+from google.protobuf import text_format
 from tensorflow_metadata.proto.v0 import anomalies_pb2, schema_pb2
 from tfx.types import artifact_utils, standard_artifacts
 
@@ -21,19 +26,67 @@ from components.validation_gate import (
     DataValidationError,
     Executor,
 )
+from models import features, label
 from pipeline import pipeline as tfx_pipeline
 from pipeline.config import load_config
-from pipeline.paths import REPO_ROOT
+from pipeline.paths import in_repository
 from runners.local.schema_proposal import example_statistics
+from tests.components.conftest import ConfiguredData, write_csv
 
-CURATED = REPO_ROOT / "schema" / "schema.pbtxt"
 Type = anomalies_pb2.AnomalyInfo.Type
 UNEXPECTED_VALUES = "Examples contain values missing from the schema"  # TFDV's wording
+# The tests' own schema: a text category with a list of values, an integer range, numbers that must
+# be finite, and a label present in training only.
+OWN_SCHEMA = """\
+default_environment: "TRAINING"
+default_environment: "SERVING"
+feature {
+  name: "payment_type"
+  type: BYTES
+  domain: "payment_type"
+  presence { min_fraction: 1.0 min_count: 1 }
+  distribution_constraints { min_domain_mass: 0.99 }
+}
+feature { name: "trip_start_hour" type: INT int_domain { min: 0 max: 23 } }
+feature { name: "company" type: BYTES presence { min_count: 1 } }
+feature { name: "fare" type: FLOAT float_domain { min: 0.0 disallow_nan: true disallow_inf: true } }
+feature { name: "pickup_latitude" type: FLOAT float_domain { disallow_nan: true disallow_inf: true } }
+feature {
+  name: "tips"
+  type: FLOAT
+  presence { min_fraction: 1.0 min_count: 1 }
+  not_in_environment: "SERVING"
+}
+string_domain {
+  name: "payment_type"
+  value: "Cash"
+  value: "Credit Card"
+  value: "Dispute"
+  value: "No Charge"
+  value: "Pcard"
+  value: "Prcard"
+  value: "Unknown"
+}
+"""
+# A value no schema lists.
+UNKNOWN_VALUE = "never-seen-before"
 
 
 @pytest.fixture(scope="module")
 def schema() -> schema_pb2.Schema:
-    return tfdv.load_schema_text(str(CURATED))
+    return text_format.Parse(OWN_SCHEMA, schema_pb2.Schema())
+
+
+@pytest.fixture(scope="module")
+def configured_schema(configured_data: ConfiguredData) -> schema_pb2.Schema:
+    return configured_data.schema
+
+
+def curated_path() -> Path:
+    """The configured curated schema file, which these tests read as the pipeline imports it."""
+    path = load_config().schema_path
+    assert path is not None and "://" not in path, "these tests need a curated schema in the repository"
+    return in_repository(path)
 
 
 def anomalies(**features: tuple[int, str]) -> anomalies_pb2.Anomalies:
@@ -95,7 +148,7 @@ def run_gate(tmp_path: Path, per_split: dict[str, anomalies_pb2.Anomalies]) -> P
     schema = standard_artifacts.Schema()
     schema.uri = str(tmp_path / "schema")
     Path(schema.uri).mkdir()
-    (Path(schema.uri) / "schema.pbtxt").write_text(CURATED.read_text())
+    (Path(schema.uri) / "schema.pbtxt").write_text(OWN_SCHEMA)
     validated = standard_artifacts.Schema()
     validated.uri = str(tmp_path / "validated")
     Executor().Do(
@@ -108,7 +161,7 @@ def run_gate(tmp_path: Path, per_split: dict[str, anomalies_pb2.Anomalies]) -> P
 
 def test_the_gate_passes_the_schema_on_when_no_split_has_anomalies(tmp_path: Path) -> None:
     passed = run_gate(tmp_path, {"train": anomalies_pb2.Anomalies(), "eval": anomalies_pb2.Anomalies()})
-    assert passed.read_text() == CURATED.read_text()
+    assert passed.read_text() == OWN_SCHEMA
 
 
 def test_the_gate_fails_with_a_summary_then_one_line_per_anomaly(tmp_path: Path) -> None:
@@ -124,47 +177,80 @@ def test_the_gate_fails_with_a_summary_then_one_line_per_anomaly(tmp_path: Path)
     assert not (tmp_path / "validated").exists()
 
 
-@pytest.fixture(scope="module")
-def taxi_rows(small_taxi_dir: Path) -> tuple[list[str], list[list[str]]]:
-    with (small_taxi_dir / "data.csv").open(newline="") as file:
-        rows = list(csv.reader(file))
-    return rows[0], rows[1:]
-
-
-def statistics_with(folder: Path, taxi_rows: tuple[list[str], list[list[str]]], column: str, value) -> object:
-    """Statistics as the pipeline computes them, of the taxi rows with `column` changed by value(index, old)."""
-    header, rows = taxi_rows
-    at = header.index(column)
-    folder.mkdir()
-    with (folder / "data.csv").open("w", newline="") as file:
-        csv.writer(file).writerows([header] + [[*r[:at], value(i, r[at]), *r[at + 1 :]] for i, r in enumerate(rows)])
-    statistics, _ = example_statistics(str(folder))  # and warnings about numeric-looking text
+def statistics_with(folder: Path, data: ConfiguredData, changes: dict[str, Callable[[int, str], str]]) -> object:
+    """Statistics as the pipeline computes them, of the configured rows with each column of `changes`
+    changed by value(row index, old value)."""
+    names = [name.removeprefix("\ufeff") for name in data.header]
+    at = {names.index(column): value for column, value in changes.items()}
+    rows = [[at[j](i, cell) if j in at else cell for j, cell in enumerate(row)] for i, row in enumerate(data.rows)]
+    write_csv(folder, data.header, rows)
+    statistics, _ = example_statistics(str(folder), data.missing)  # and warnings about numeric-looking text
     return statistics
 
 
-def test_a_few_unknown_payment_types_pass_and_many_do_not(tmp_path: Path, taxi_rows, schema) -> None:
-    few = statistics_with(tmp_path / "few", taxi_rows, "payment_type", lambda i, v: "Bitcoin" if i % 200 == 3 else v)
-    assert not tfdv.validate_statistics(few, schema).anomaly_info  # 0.5%: under the 1% the schema tolerates
-    many = statistics_with(tmp_path / "many", taxi_rows, "payment_type", lambda i, v: "Bitcoin" if i % 20 == 3 else v)
-    assert set(tfdv.validate_statistics(many, schema).anomaly_info) == {"payment_type"}  # 5%
+def tolerant_text_features() -> list[tuple[str, float]]:
+    """The configured schema's text features with a list of values that tolerate a share of others:
+    (name, min_domain_mass)."""
+    path = load_config().schema_path
+    if path is None or "://" in path:
+        return []
+    schema = text_format.Parse(in_repository(path).read_text(encoding="utf-8"), schema_pb2.Schema())
+    domains = {domain.name for domain in schema.string_domain}
+    return [
+        (feature.name, feature.distribution_constraints.min_domain_mass)
+        for feature in schema.feature
+        if feature.type == schema_pb2.BYTES
+        and (feature.HasField("string_domain") or feature.domain in domains)
+        and 0 < feature.distribution_constraints.min_domain_mass < 1
+    ]
 
 
-def test_the_label_is_required_in_training_but_not_in_serving(tmp_path: Path, taxi_rows, schema) -> None:
-    no_label = statistics_with(tmp_path / "no-label", taxi_rows, "tips", lambda i, v: "")
-    assert set(tfdv.validate_statistics(no_label, schema).anomaly_info) == {"tips"}  # ExampleValidator: no env
-    assert set(tfdv.validate_statistics(no_label, schema, environment="TRAINING").anomaly_info) == {"tips"}
-    assert not tfdv.validate_statistics(no_label, schema, environment="SERVING").anomaly_info
+@pytest.mark.parametrize(("feature", "min_domain_mass"), tolerant_text_features())
+def test_a_few_unknown_text_values_pass_and_many_do_not(
+    tmp_path: Path,
+    configured_data: ConfiguredData,
+    configured_schema: schema_pb2.Schema,
+    feature: str,
+    min_domain_mass: float,
+) -> None:
+    """Values outside the schema's list, in half the share it tolerates, pass; in five times that share, not."""
+    tolerated = 1 - min_domain_mass
+    column = [name.removeprefix("\ufeff") for name in configured_data.header].index(feature)
+    present = [i for i, row in enumerate(configured_data.rows) if row[column] not in configured_data.missing]
+
+    def unknown_in_every(step: int) -> Callable[[int, str], str]:
+        chosen = set(present[min(3, step - 1) :: step])
+        return lambda i, value: UNKNOWN_VALUE if i in chosen else value
+
+    few = statistics_with(tmp_path / "few", configured_data, {feature: unknown_in_every(math.ceil(2 / tolerated))})
+    assert not tfdv.validate_statistics(few, configured_schema).anomaly_info
+    many_step = max(1, math.floor(1 / (5 * tolerated)))
+    many = statistics_with(tmp_path / "many", configured_data, {feature: unknown_in_every(many_step)})
+    assert set(tfdv.validate_statistics(many, configured_schema).anomaly_info) == {feature}
+
+
+def test_the_label_is_required_in_training_but_not_in_serving(
+    tmp_path: Path, configured_data: ConfiguredData, configured_schema: schema_pb2.Schema
+) -> None:
+    """The label's own columns (models/label.py, not features) are training-only, as `make schema` proposes."""
+    own = set(label.COLUMNS) - set(features.RAW_FEATURE_KEYS)
+    assert own, "every label column is a feature: serving requests carry them all"
+    no_label = statistics_with(tmp_path / "no-label", configured_data, dict.fromkeys(own, lambda i, v: ""))
+    assert set(tfdv.validate_statistics(no_label, configured_schema).anomaly_info) == own  # ExampleValidator: no env
+    assert set(tfdv.validate_statistics(no_label, configured_schema, environment="TRAINING").anomaly_info) == own
+    assert not tfdv.validate_statistics(no_label, configured_schema, environment="SERVING").anomaly_info
 
 
 def test_an_edited_schema_is_imported_again(tmp_path: Path) -> None:
+    curated = curated_path()
     first, edited = tmp_path / "first.pbtxt", tmp_path / "edited.pbtxt"
-    first.write_text(CURATED.read_text())
-    edited.write_text(CURATED.read_text().replace('value: "Cash"', 'value: "Cash"\n  value: "Mobile"'))
+    first.write_text(curated.read_text())
+    edited.write_text(curated.read_text() + '\nfeature { name: "added_in_review" type: INT }\n')
     fingerprints = [
         CuratedSchemaGen(schema_file=str(path), fingerprint=schema_fingerprint(path)).exec_properties[
             SCHEMA_FINGERPRINT_KEY
         ]
-        for path in (first, CURATED, edited)
+        for path in (first, curated, edited)
     ]
     assert fingerprints[0] == fingerprints[1] != fingerprints[2]
 
@@ -193,9 +279,12 @@ def test_nan_and_infinity_are_said_in_plain_words(schema: schema_pb2.Schema) -> 
     ]
 
 
-def test_every_float_feature_of_the_curated_schema_refuses_nan_and_infinity(schema: schema_pb2.Schema) -> None:
+def test_every_float_feature_of_the_curated_schema_refuses_nan_and_infinity(configured_data: ConfiguredData) -> None:
+    """FLOAT in the schema is what CsvExampleGen reads as floats from the data, and none takes NaN or infinity."""
+    schema = text_format.Parse(curated_path().read_text(encoding="utf-8"), schema_pb2.Schema())
     floats = [feature for feature in schema.feature if feature.type == schema_pb2.FLOAT]
-    assert {feature.name for feature in floats} >= {"fare", "tips", "trip_miles", "pickup_latitude"}
+    float_columns = {name for name, kind in configured_data.column_types.items() if kind == "FLOAT"}
+    assert {feature.name for feature in floats} == float_columns & {feature.name for feature in schema.feature}
     for feature in floats:
         assert feature.float_domain.disallow_nan and feature.float_domain.disallow_inf, feature.name
 

@@ -1,4 +1,5 @@
-"""One real local run on ~1,500 taxi trips, shared by the bad-input and report tests."""
+"""One real local run on ~1,500 rows of the configured data (tests/conftest.py), shared by the tests of
+bad input, drift, interrupts and the report."""
 
 from __future__ import annotations
 
@@ -8,23 +9,35 @@ import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
+from pipeline.config import BASE_CONFIG, PipelineConfig, load_config
 from runners import cli, errors
 
+# A bar the model of a few steps clears, for a metric where higher is better (AUC, accuracy). For an
+# error (mae, mse, rmse) the configured bar stays.
+LENIENT_MINIMUM = 0.6
+
+
+def lenient_run_config(train_steps: int, eval_steps: int, minimum: float = LENIENT_MINIMUM, **evaluation: Any) -> str:
+    """A config for test runs: few steps, a lenient blessing bar and `evaluation` settings; the rest as
+    configured (configs/base.yaml)."""
+    settings: dict[str, Any] = {
+        "runner": {"kind": "local", "output_dir": "unused-overridden-by-flag"},
+        "training": {"train_steps": train_steps, "eval_steps": eval_steps},
+    }
+    if load_config().evaluation.blessing.higher_is_better:
+        evaluation["blessing"] = {"minimum": minimum}
+    if evaluation:
+        settings["evaluation"] = evaluation
+    return yaml.safe_dump(settings, sort_keys=False)
+
+
 # Few steps: the tests need a blessed, pushed model and real numbers, not a good model.
-GOOD_RUN_CONFIG = """
-runner:
-  kind: local
-  output_dir: unused-overridden-by-flag
-training:
-  train_steps: 60
-  eval_steps: 5
-evaluation:
-  blessing: {minimum: 0.6}
-  slice_features: [trip_start_hour]
-"""
+GOOD_RUN_CONFIG = lenient_run_config(train_steps=60, eval_steps=5)
 
 
 @dataclass(frozen=True)
@@ -36,6 +49,14 @@ class LocalRun:
     stdout: str
     stderr: str
     summary: dict
+
+    def pipeline_config(self, output: Path | None = None) -> PipelineConfig:
+        """The run's configuration, its output folder `output` (default: the run's own)."""
+        return load_config([BASE_CONFIG, self.config], {"runner.output_dir": str(output or self.output)})
+
+    @property
+    def pipeline_name(self) -> str:
+        return self.pipeline_config().pipeline_name
 
     def args(self, **overrides: str) -> list[str]:
         """run-local arguments of this run; `data=`, `output=`, `config=` override them."""
@@ -66,15 +87,15 @@ def tree_hash(folder: Path) -> str:
 
 
 @pytest.fixture(scope="session")
-def good_run(tmp_path_factory: pytest.TempPathFactory, small_taxi_dir: Path) -> LocalRun:
+def good_run(tmp_path_factory: pytest.TempPathFactory, small_data_dir: Path) -> LocalRun:
     work = tmp_path_factory.mktemp("good-run")
     config = work / "test.yaml"
     config.write_text(GOOD_RUN_CONFIG)
     output = work / "out"
     summary = work / "summary.json"
     status, stdout, stderr = run_cli(
-        ["run-local", "--config", str(config), "--data", str(small_taxi_dir), "--output-dir", str(output),
+        ["run-local", "--config", str(config), "--data", str(small_data_dir), "--output-dir", str(output),
          "--summary-json", str(summary)]
     )  # fmt: skip
     assert status == errors.EXIT_OK, stderr
-    return LocalRun(config, small_taxi_dir, output, status, stdout, stderr, json.loads(summary.read_text()))
+    return LocalRun(config, small_data_dir, output, status, stdout, stderr, json.loads(summary.read_text()))

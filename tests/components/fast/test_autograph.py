@@ -1,4 +1,5 @@
-"""With AutoGraph leaving tf-keras alone, training gives the same model as with TFX's stock AutoGraph."""
+"""With AutoGraph leaving tf-keras alone, training gives the same model as with TFX's stock AutoGraph
+(the model of models/ on rows of the configured data)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from tensorflow.python.autograph.core import config_lib
 
 from components.fast import autograph
 from models.model import Hyperparameters, build_model
-from tests.models.conftest import dataset, transformed  # noqa: F401 (session fixture)
+from tests.components.conftest import Transformed
 
 
 @pytest.fixture
@@ -24,10 +25,10 @@ def rules() -> Iterator[None]:
     autograph_config.CONVERSION_RULES = before
 
 
-def trained_weights(rows: list[dict], output) -> list[np.ndarray]:
+def trained_weights(transformed: Transformed) -> list[np.ndarray]:
     tf.keras.utils.set_random_seed(7)
-    model = build_model(output, Hyperparameters(hidden_units=(8,)))
-    model.fit(dataset(rows).repeat(), steps_per_epoch=10, verbose=0)
+    model = build_model(transformed.output, Hyperparameters(hidden_units=(8,)))
+    model.fit(transformed.dataset().repeat(), steps_per_epoch=10, verbose=0)
     return [weight.numpy() for weight in model.weights]
 
 
@@ -45,14 +46,13 @@ def test_the_rule_leaves_tf_keras_alone_and_converts_the_rest(rules) -> None:
     assert matching[0].get_action(inspect.getmodule(build_model)) == config_lib.Action.NONE
 
 
-def test_training_with_the_rule_gives_the_stock_model(transformed, rules) -> None:  # noqa: F811
-    rows, output = transformed
+def test_training_with_the_rule_gives_the_stock_model(transformed: Transformed, rules) -> None:
     autograph_config.CONVERSION_RULES = tuple(
         rule for rule in autograph_config.CONVERSION_RULES if getattr(rule, "_prefix", None) != "tf_keras"
     )
-    stock = trained_weights(rows, output)
+    stock = trained_weights(transformed)
     autograph.skip_tf_keras()
-    fast = trained_weights(rows, output)
+    fast = trained_weights(transformed)
     assert len(fast) == len(stock)
     for ours, theirs in zip(fast, stock, strict=True):
         np.testing.assert_allclose(ours, theirs, rtol=1e-6, atol=1e-7)

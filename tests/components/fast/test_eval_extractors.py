@@ -1,4 +1,5 @@
-"""The Evaluator's trimmed extractors: the same metrics on every slice as TFMA's defaults."""
+"""The Evaluator's trimmed extractors: the same metrics on every slice as TFMA's defaults, for the
+model of models/ on rows of the configured data, sliced by the configured slice features."""
 
 from __future__ import annotations
 
@@ -16,29 +17,28 @@ from tfx.components.evaluator import executor as evaluator_executor
 from tfx.dsl.components.base import base_beam_executor
 from tfx.types import artifact_utils, standard_artifacts
 
+from components.eval_metrics import EXAMPLE_COUNT, MetricId, metric_id
 from components.fast import eval_extractors
 from pipeline import pipeline as tfx_pipeline
 from pipeline.config import load_config
-from tests.models.conftest import serialized_example, trips
-
-ROWS = 240  # 10 per hour of the day
+from tests.components.conftest import EVALUATION_ROWS, ConfiguredData, unbounded_blessing
 
 
-@pytest.fixture(scope="module")
-def many_examples_uri(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    uri = tmp_path_factory.mktemp("eval-examples")
-    (uri / "Split-train").mkdir()
-    (uri / "Split-eval").mkdir()
-    with tf.io.TFRecordWriter(str(uri / "Split-eval" / "data_tfrecord-00000-of-00001.gz"), "GZIP") as writer:
-        for trip in trips(ROWS):
-            writer.write(serialized_example(trip, with_label=True))
-    return uri
+def slice_count(rows: list[bytes], slice_features: list[str]) -> int:
+    """Overall, and one slice per value of each slice feature among the rows."""
+    values: dict[str, set] = {key: set() for key in slice_features}
+    for row in rows:
+        example = tf.train.Example.FromString(row)
+        for key in slice_features:
+            feature = example.features.feature.get(key)
+            kind = feature.WhichOneof("kind") if feature is not None else None
+            values[key].update(getattr(feature, kind).value if kind else ())
+    return 1 + sum(len(found) for found in values.values())
 
 
 def evaluate(examples_uri: Path, model_uri: Path, output: Path, module_path: str | None, baseline: bool) -> dict:
-    """Runs TFX's Evaluator executor; returns {slice: {(metric, model, is_diff): value}} as TFMA wrote them."""
-    overrides = {"evaluation.blessing.minimum": 0.0, "evaluation.blessing.maximum": None}
-    config = load_config(overrides={"runner.output_dir": str(output), **overrides})
+    """Runs TFX's Evaluator executor; returns {slice: {(MetricId, model, is_diff): value}} as TFMA wrote them."""
+    config = load_config(overrides={"runner.output_dir": str(output), **unbounded_blessing(load_config())})
     examples = standard_artifacts.Examples()
     examples.uri = str(examples_uri)
     examples.split_names = artifact_utils.encode_split_names(["train", "eval"])
@@ -67,7 +67,7 @@ def evaluate(examples_uri: Path, model_uri: Path, output: Path, module_path: str
         values = {}
         for key_and_value in per_slice.metric_keys_and_values:
             key, value = key_and_value.key, key_and_value.value
-            name = (key.name, key.model_name, key.is_diff)
+            name = (metric_id(key), key.model_name, key.is_diff)
             values[name] = value.double_value.value if value.HasField("double_value") else None
         metrics[tfma.slicer.deserialize_slice_key(per_slice.slice_key)] = values
     return metrics
@@ -79,20 +79,22 @@ def same(a: float | None, b: float | None) -> bool:
 
 @pytest.mark.parametrize("baseline", [False, True], ids=["candidate-only", "with-baseline"])
 def test_trimmed_extractors_give_tfmas_metrics_on_every_slice(
-    many_examples_uri: Path, model_uri: Path, tmp_path: Path, baseline: bool
+    evaluation_examples_uri: Path, configured_data: ConfiguredData, model_uri: Path, tmp_path: Path, baseline: bool
 ) -> None:
-    ours = evaluate(many_examples_uri, model_uri, tmp_path / "ours", eval_extractors.__name__, baseline)
-    default = evaluate(many_examples_uri, model_uri, tmp_path / "default", None, baseline)
+    ours = evaluate(evaluation_examples_uri, model_uri, tmp_path / "ours", eval_extractors.__name__, baseline)
+    default = evaluate(evaluation_examples_uri, model_uri, tmp_path / "default", None, baseline)
 
-    assert len(ours) == 25  # overall and 24 hours
+    rows = configured_data.examples[:EVALUATION_ROWS]
+    assert len(ours) == slice_count(rows, configured_data.config.evaluation.slice_features)
     assert ours.keys() == default.keys()
     for slice_key, values in default.items():
         assert values.keys() == ours[slice_key].keys()
         assert all(same(values[name], ours[slice_key][name]) for name in values), slice_key
     models = {"candidate", "baseline"} if baseline else {""}
-    assert {"auc", "example_count"} <= {name for name, _, _ in ours[()]}
+    configured = {*configured_data.config.evaluation.metric_names, EXAMPLE_COUNT}
+    assert configured <= {metric.name for metric, _, _ in ours[()]}
     assert {model for _, model, _ in ours[()]} == models
-    assert all(ours[()][("example_count", model, False)] == ROWS for model in models)
+    assert all(ours[()][(MetricId(EXAMPLE_COUNT), model, False)] == EVALUATION_ROWS for model in models)
 
 
 @pytest.mark.parametrize(("switch", "module_path"), [(True, eval_extractors.__name__), (False, None)])

@@ -1,4 +1,5 @@
-"""The exported SavedModel applies the same Transform graph with TFT's loader as with TFT's Keras layer."""
+"""The exported SavedModel applies the same Transform graph with TFT's loader as with TFT's Keras layer
+(the Transform graph of models/preprocessing.py and the model of models/ on rows of the configured data)."""
 
 from __future__ import annotations
 
@@ -10,18 +11,19 @@ import tensorflow as tf
 from tensorflow.core.protobuf import saved_model_pb2
 
 from components.fast import autograph, transform_export
+from components.smoke_test import raw_instances
 from models import serving
 from models.model import Hyperparameters, build_model
-from tests.models.conftest import dataset, serialized_example, transformed, trips  # noqa: F401 (session fixture)
+from tests.components.conftest import ConfiguredData, Transformed, without_label_columns
 
 
 @pytest.fixture(scope="module")
-def exports(transformed, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:  # noqa: F811
+def exports(transformed: Transformed, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """One trained model exported twice: through TFT's loader (fast) and TFT's Keras layer (stock)."""
-    rows, output = transformed
+    output = transformed.output
     autograph.skip_tf_keras()
     model = build_model(output, Hyperparameters(hidden_units=(8,)))
-    model.fit(dataset(rows).repeat(), steps_per_epoch=5, verbose=0)
+    model.fit(transformed.dataset().repeat(), steps_per_epoch=5, verbose=0)
     folders = {}
     for name, loader in (("fast", True), ("stock", False)):
         folders[name] = tmp_path_factory.mktemp(f"export-{name}")
@@ -36,8 +38,8 @@ def user_object_identifiers(export_dir: Path) -> set[str]:
     return {node.user_object.identifier for node in nodes if node.HasField("user_object")}
 
 
-def test_load_gives_tfts_layer_unless_the_fast_path_is_on(transformed) -> None:  # noqa: F811
-    _, output = transformed
+def test_load_gives_tfts_layer_unless_the_fast_path_is_on(transformed: Transformed) -> None:
+    output = transformed.output
     assert transform_export.load(output).state is output.transform_features_layer()
     with transform_export.loader_export(True):
         fast = transform_export.load(output)
@@ -45,9 +47,9 @@ def test_load_gives_tfts_layer_unless_the_fast_path_is_on(transformed) -> None: 
     assert transform_export.load(output).state is output.transform_features_layer()  # restored after the block
 
 
-def test_transformed_features_equal_tfts_layer(transformed) -> None:  # noqa: F811
-    _, output = transformed
-    serialized = tf.constant([serialized_example(trip, with_label=True) for trip in trips(20)])
+def test_transformed_features_equal_tfts_layer(transformed: Transformed, configured_data: ConfiguredData) -> None:
+    output = transformed.output
+    serialized = tf.constant(configured_data.examples[:20])
     raw = tf.io.parse_example(serialized, output.raw_feature_spec())
     with transform_export.loader_export(True):
         fast = transform_export.load(output).apply(raw)
@@ -57,7 +59,9 @@ def test_transformed_features_equal_tfts_layer(transformed) -> None:  # noqa: F8
         np.testing.assert_array_equal(fast[key].numpy(), values.numpy(), err_msg=key)
 
 
-def test_every_signature_answers_the_same_from_both_exports(exports: dict[str, Path]) -> None:
+def test_every_signature_answers_the_same_from_both_exports(
+    exports: dict[str, Path], configured_data: ConfiguredData
+) -> None:
     fast, stock = (tf.saved_model.load(str(exports[name])) for name in ("fast", "stock"))
     assert (
         set(fast.signatures)
@@ -68,14 +72,12 @@ def test_every_signature_answers_the_same_from_both_exports(exports: dict[str, P
             serving.TRANSFORM_SIGNATURE,
         }
     )
-    sample = trips(16)
-    unlabelled = tf.constant([serialized_example(trip) for trip in sample])
-    labelled = tf.constant([serialized_example(trip, with_label=True) for trip in sample])
+    sample = configured_data.examples[:16]
+    unlabelled = tf.constant([without_label_columns(row) for row in sample])
+    labelled = tf.constant(sample)
     instance_specs = stock.signatures[serving.DEFAULT_SIGNATURE].structured_input_signature[1]
-    instances = {
-        key: tf.constant([trip[key][0] if trip[key] else 0 for trip in sample], spec.dtype)
-        for key, spec in instance_specs.items()
-    }
+    rows = raw_instances(sample, instance_specs)  # a missing value as 0 or ''
+    instances = {key: tf.constant([row[key] for row in rows], spec.dtype) for key, spec in instance_specs.items()}
     calls = {
         serving.EXAMPLES_SIGNATURE: {"examples": unlabelled},
         serving.TRANSFORM_SIGNATURE: {"examples": labelled},

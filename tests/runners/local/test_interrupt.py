@@ -13,7 +13,6 @@ XLA or Beam logs) without --verbose.
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import queue
@@ -31,10 +30,12 @@ from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
 from pipeline import pipeline as tfx_pipeline
+from pipeline.config import load_config
 from pipeline.paths import REPO_ROOT
 from runners import errors
 from runners.local.interrupt import RunInterrupted, StopSignals, exit_status
-from tests.conftest import write_taxi_sample
+from tests.conftest import SMALL_SAMPLE_ROWS, write_data_sample
+from tests.runners import columns
 from tests.runners.conftest import GOOD_RUN_CONFIG, LocalRun, run_cli, tree_hash
 
 INTERRUPTED = tfx_pipeline.TRANSFORM
@@ -48,6 +49,7 @@ FINISHED_BEFORE = (
 STARTUP_TIMEOUT_S = 240
 # What a run prints without --verbose, line by line (runners/cli.py, runners/local/progress.py).
 OUR_LINE = re.compile(r"Running pipeline '.*|  \w+ +(running \.\.\.|done in .* s|from cache in .* s|FAILED after .* s)")
+PIPELINE_NAME = load_config().pipeline_name
 
 
 class ChildOutput:
@@ -102,6 +104,25 @@ def start_run(args: list[str], stderr_file: Path) -> tuple[subprocess.Popen, Chi
     return child, ChildOutput(child)
 
 
+def executions_started(step_folder: Path) -> set[str]:
+    """The ids of the step's executions that made their executor's folder."""
+    return {path.name for path in (step_folder / ".system" / "executor_execution").glob("*")}
+
+
+def wait_for_partial_outputs(step_folder: Path, earlier: set[str], timeout: float) -> list[Path]:
+    """The folders a new execution of the step (not one of `earlier`) made, each named by its id: its
+    outputs' (made first) and its executor's; [] if none came within `timeout`. "running" is logged
+    just before the step makes them."""
+    deadline = time.monotonic() + timeout
+    while not (new := executions_started(step_folder) - earlier) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    if not new:
+        return []
+    (execution,) = new
+    outputs = [path for path in step_folder.glob(f"*/{execution}") if path.parent.name != ".system"]
+    return [*outputs, step_folder / ".system" / "executor_execution" / execution]
+
+
 def assert_only_our_lines(stdout: str) -> None:
     """No line of TensorFlow's C++ logs (XLA's "Unable to register cuFFT factory"), Beam or absl."""
     others = [line for line in stdout.splitlines() if not OUR_LINE.fullmatch(line)]
@@ -110,12 +131,12 @@ def assert_only_our_lines(stdout: str) -> None:
 
 def store_of(output: Path) -> metadata_store.MetadataStore:
     connection = metadata_store_pb2.ConnectionConfig()
-    connection.sqlite.filename_uri = str(output / "metadata" / "taxi-tips" / "metadata.sqlite")
+    connection.sqlite.filename_uri = str(output / "metadata" / PIPELINE_NAME / "metadata.sqlite")
     return metadata_store.MetadataStore(connection)
 
 
 def executions_of(store: metadata_store.MetadataStore, component: str) -> list[metadata_store_pb2.Execution]:
-    context = store.get_context_by_type_and_name("node", f"taxi-tips.{component}")
+    context = store.get_context_by_type_and_name("node", f"{PIPELINE_NAME}.{component}")
     return sorted(store.get_executions_by_context(context.id), key=lambda e: e.id) if context else []
 
 
@@ -161,11 +182,11 @@ def test_an_interrupt_dropped_by_a_finalizer_is_raised_again_without_noise() -> 
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
-def test_interrupted_run_is_cancelled_cleanly_and_resumes_from_the_cache(tmp_path: Path, small_taxi_dir: Path) -> None:
+def test_interrupted_run_is_cancelled_cleanly_and_resumes_from_the_cache(tmp_path: Path, small_data_dir: Path) -> None:
     config = tmp_path / "test.yaml"
     config.write_text(GOOD_RUN_CONFIG)
     output = tmp_path / "out"
-    args = ["run-local", "--config", str(config), "--data", str(small_taxi_dir), "--output-dir", str(output)]
+    args = ["run-local", "--config", str(config), "--data", str(small_data_dir), "--output-dir", str(output)]
     stderr_file = tmp_path / "stderr.txt"
     child, output_lines = start_run(args, stderr_file)
     try:
@@ -191,7 +212,7 @@ def test_interrupted_run_is_cancelled_cleanly_and_resumes_from_the_cache(tmp_pat
     (cancelled,) = executions_of(store, INTERRUPTED)
     assert cancelled.last_known_state == metadata_store_pb2.Execution.CANCELED
     assert output_artifact_ids(store, cancelled.id) == []
-    assert not list((output / "pipelines" / "taxi-tips" / INTERRUPTED).glob(f"*/{cancelled.id}"))
+    assert not list((output / "pipelines" / PIPELINE_NAME / INTERRUPTED).glob(f"*/{cancelled.id}"))
     for component in FINISHED_BEFORE:
         (finished,) = executions_of(store, component)
         assert finished.last_known_state == metadata_store_pb2.Execution.COMPLETE, component
@@ -217,17 +238,26 @@ def test_interrupted_run_is_cancelled_cleanly_and_resumes_from_the_cache(tmp_pat
 
 
 def test_a_second_run_is_refused_and_a_killed_run_is_cleaned_up_after(good_run: LocalRun, tmp_path: Path) -> None:
+    category = columns.text_category()  # the one whose values outside the list stop the last run at the gate
     output = tmp_path / "out"
     shutil.copytree(good_run.output, output)  # holds a pushed model
-    serving = output / "serving_model" / "taxi-tips"
+    serving = output / "serving_model" / PIPELINE_NAME
     serving_before = tree_hash(serving)
-    data = write_taxi_sample(tmp_path / "data", every=10, limit=1400)  # new data: the steps run again
+    data = write_data_sample(tmp_path / "data", SMALL_SAMPLE_ROWS - 100)  # new data: the steps run again
     args = good_run.args(data=str(data), output=str(output))
+    step_folder = output / "pipelines" / PIPELINE_NAME / INTERRUPTED
+    earlier = executions_started(step_folder)  # the good run's
     stderr_file = tmp_path / "stderr.txt"
     child, output_lines = start_run(args, stderr_file)
     try:
         started = output_lines.wait_for(f"{INTERRUPTED:<32} running", STARTUP_TIMEOUT_S)
         assert started, f"{INTERRUPTED} never started:\n{''.join(output_lines.lines)}"
+
+        # Stopped once the step has made its folders, so that there is something to clean up after it;
+        # stopped, not yet killed, so that the step cannot end meanwhile on a busy machine.
+        partial = wait_for_partial_outputs(step_folder, earlier, STARTUP_TIMEOUT_S)
+        assert partial, f"{INTERRUPTED} made no output folder"
+        child.send_signal(signal.SIGSTOP)
 
         # A second run on the same output folder refuses at once, naming the running one.
         status, stdout, stderr = run_cli(args)
@@ -252,18 +282,14 @@ def test_a_second_run_is_refused_and_a_killed_run_is_cleaned_up_after(good_run: 
     store = store_of(output)
     killed = executions_of(store, INTERRUPTED)[-1]
     assert killed.last_known_state == metadata_store_pb2.Execution.RUNNING  # as kill -9 left it
-    partial = [*(output / "pipelines" / "taxi-tips" / INTERRUPTED).glob(f"*/{killed.id}")]
-    partial.append(output / "pipelines" / "taxi-tips" / INTERRUPTED / ".system" / "executor_execution" / str(killed.id))
+    assert {folder.name for folder in partial} == {str(killed.id)}
     assert all(folder.is_dir() for folder in partial)
 
-    # The next run takes over the lock, settles the killed run; this data then stops at the gate.
-    with (data / "data.csv").open(newline="") as file:
-        header, *rows = list(csv.reader(file))
-    at = header.index("payment_type")
-    for row in rows[::10]:
-        row[at] = "Bitcoin"
-    with (data / "data.csv").open("w", newline="") as file:
-        csv.writer(file).writerows([header, *rows])
+    # The next run takes over the lock, settles the killed run; this data (a text category with more
+    # values outside the schema's list than it tolerates) then stops at the gate.
+    every, unlisted = category.breaking_every, columns.UNLISTED_VALUE
+    table = columns.with_column(columns.read_table(data), category.name, lambda i, v: unlisted if i % every == 0 else v)
+    columns.write_table(data, *table)
     status, stdout, stderr = run_cli(args)
     assert status == errors.EXIT_BAD_INPUT, stderr
     assert f"The last run on this output folder was killed (pid {child.pid}, started " in stdout

@@ -1,14 +1,16 @@
 """The preflight check computes the label as models/label.py declares it, for every task, and reads
-the configured missing-value tokens as missing; the config is checked against the data's columns."""
+the configured missing-value tokens as missing; the config is checked against the data's columns.
+The taxi example's own label: tests/example/test_label.py."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 
 from components.serving_checks import Task
-from models import label
+from models import features, label
 from models.task import class_index
 from pipeline.config import BASE_CONFIG, LOCAL_CONFIG, ConfigError, load_config
 from pipeline.data import DataError
@@ -31,23 +33,13 @@ def check_rows(tmp_path: Path, header: list[str], rows: list[list[str]], declara
     check.finish(tmp_path)
 
 
-def test_the_taxi_label_is_computed_as_transform_computes_it(tmp_path: Path) -> None:
-    declaration = LabelDeclaration.of_the_model()
-    header = ["fare", "tips"]
-    check_rows(tmp_path, header, [["10", "3"], ["10", "1"]], declaration)  # a big tip and a small one
-    with pytest.raises(DataError) as error:
-        check_rows(tmp_path, header, [["10", "1"], ["10", "2"], ["NA", "5"]], declaration)  # 2.0 is not > 0.2 * 10
-    assert str(error.value) == (
-        f"data folder {tmp_path}: every labelled row is one class ('{label.TASK.classes[0]}'; models/label.py "
-        "computes the label from tips, fare); the model needs at least two classes to learn"
-    )
-
-
 def test_missing_value_tokens_are_missing(tmp_path: Path) -> None:
-    with pytest.raises(DataError, match="the label column 'tips' is empty in every row"):
-        check_rows(
-            tmp_path, ["fare", "tips"], [["10", "NA"], ["12", "null"], ["8", " "]], LabelDeclaration.of_the_model()
-        )
+    """The model's label (models/label.py) with its first column holding only missing values; its
+    other columns, if any, a number ("10")."""
+    header = list(label.COLUMNS)
+    rows = [[token, *["10"] * (len(header) - 1)] for token in ("NA", "null", " ")]
+    with pytest.raises(DataError, match=re.escape(f"the label column '{label.COLUMNS[0]}' is empty in every row")):
+        check_rows(tmp_path, header, rows, LabelDeclaration.of_the_model())
 
 
 def test_three_classes_from_a_column_of_class_names(tmp_path: Path) -> None:
@@ -95,18 +87,19 @@ def test_a_label_that_fails_names_the_declaration(tmp_path: Path) -> None:
         check_rows(tmp_path, ["amount"], [["0.5"]], declaration)
 
 
-def test_slice_features_are_checked_against_the_schema_or_the_header(small_taxi_dir: Path, tmp_path: Path) -> None:
+def test_slice_features_are_checked_against_the_schema_or_the_header(small_data_dir: Path, tmp_path: Path) -> None:
+    misspelt = f"{features.RAW_FEATURE_KEYS[0]}_typo"  # a column of neither
     config_file = tmp_path / "config.yaml"
-    config_file.write_text("evaluation: {slice_features: [trip_start_hr]}\n")
-    overrides = {"data.path": str(small_taxi_dir), "runner.output_dir": str(tmp_path / "out")}
+    config_file.write_text(f"evaluation: {{slice_features: [{misspelt}]}}\n")
+    overrides = {"data.path": str(small_data_dir), "runner.output_dir": str(tmp_path / "out")}
     config = load_config([BASE_CONFIG, LOCAL_CONFIG, config_file], overrides)
     with pytest.raises(ConfigError) as error:
         preflight.check(config, [BASE_CONFIG, config_file])
     assert str(error.value).startswith(
-        f"{config_file}: evaluation.slice_features: 'trip_start_hr' is not a column of the schema schema/schema.pbtxt"
+        f"{config_file}: evaluation.slice_features: '{misspelt}' is not a column of the schema {config.schema_path}"
     )
     # Without a schema, the data's header gives the columns.
-    config_file.write_text("schema_path: null\nevaluation: {slice_features: [trip_start_hr]}\n")
+    config_file.write_text(f"schema_path: null\nevaluation: {{slice_features: [{misspelt}]}}\n")
     config = load_config([BASE_CONFIG, LOCAL_CONFIG, config_file], overrides)
-    with pytest.raises(ConfigError, match=rf"is not a column of the data's header \({small_taxi_dir}\)"):
+    with pytest.raises(ConfigError, match=rf"is not a column of the data's header \({small_data_dir}\)"):
         preflight.check(config)

@@ -18,10 +18,13 @@ from tests.runners.promotion.versions import (
     SETTINGS,
     SLOW_SECONDS,
     Result,
+    failing,
+    out_of_range,
     raw_feature_types,
     save_cold_start_model,
+    task_answer,
 )
-from tests.tools.standins.saved_models import fare_probability, save_model, upload_folder
+from tests.tools.standins.saved_models import save_model, upload_folder
 from tools.standins.fixtures import (  # noqa: F401
     VertexStandins,
     storage_emulator,
@@ -39,16 +42,16 @@ def vertex_env(storage_emulator: StorageEmulator, warm_serving_replicas: Replica
 
 
 @pytest.fixture(scope="session")
-def taxi_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    folder = tmp_path_factory.mktemp("taxi-models")
-    raw, probability = raw_feature_types(), fare_probability()
+def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("tiny-models")
+    raw, answer = raw_feature_types(), task_answer()
     return {
-        "good": save_model(folder / "good", raw, probability),
-        "examples_default": save_model(folder / "examples", raw, probability, default_takes_examples=True),
-        "failing": save_model(folder / "failing", raw, probability, fails_at_run_time=True),
-        "slow": save_model(folder / "slow", raw, probability, delay_seconds=SLOW_SECONDS),
-        "out_of_range": save_model(folder / "out-of-range", raw, lambda inputs: probability(inputs) + 1.0),
-        "cold_start": save_cold_start_model(folder / "cold-start", raw, probability, COLD_START_SECONDS),
+        "good": save_model(folder / "good", raw, answer),
+        "examples_default": save_model(folder / "examples", raw, answer, default_takes_examples=True),
+        "failing": save_model(folder / "failing", raw, failing(answer)),
+        "slow": save_model(folder / "slow", raw, answer, delay_seconds=SLOW_SECONDS),
+        "out_of_range": save_model(folder / "out-of-range", raw, out_of_range(answer)),
+        "cold_start": save_cold_start_model(folder / "cold-start", raw, answer, COLD_START_SECONDS),
     }
 
 
@@ -68,13 +71,14 @@ def promote(vertex_env: VertexStandins, capsys: pytest.CaptureFixture[str]):
 
 
 @pytest.fixture
-def register(vertex_env: VertexStandins, taxi_models: dict[str, Path]):
-    """Pushes one of `taxi_models` where a pipeline run would and registers it as `version`."""
+def register(vertex_env: VertexStandins, tiny_models: dict[str, Path]):
+    """Pushes one of `tiny_models` where a pipeline run would and registers it as `version`."""
     client = vertex_env.storage_client()
+    bucket = SETTINGS.pipeline_root.removeprefix("gs://").split("/")[0]  # the pipeline root's bucket
 
     def run(version: int, blessed: bool = True, model: str = "good") -> None:
         labels = {"blessed": "true"} if blessed else {"git_commit": "abc123"}
-        artifacts = upload_folder(client, taxi_models[model], f"gs://my-tfx-dev-pipelines/run-{version}/model")
+        artifacts = upload_folder(client, tiny_models[model], f"gs://{bucket}/run-{version}/model")
         registered = register_version(SETTINGS, artifacts, labels, "test")
         assert registered.version_id == str(version)
 

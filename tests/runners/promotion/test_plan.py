@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from components.serving_checks import Task
 from pipeline.deploy_config import SmokeTestConfig
 from runners.promotion import plan as plans
 from runners.promotion.plan import (
@@ -36,16 +37,17 @@ from runners.promotion.smoke import (
 from runners.promotion.smoke_summary import result_lines, result_markdown
 from runners.promotion.state import Deployment, State, disagreements
 
-ENDPOINT = "projects/p/locations/us-central1/endpoints/taxi-tips-prod"
+MODEL = "my-model"  # the states here are made up: any registry model
+ENDPOINT = "projects/p/locations/us-central1/endpoints/my-model-prod"
 
 
 def state(traffic: dict[str, int] | None = None, **aliases: str) -> State:
     """traffic=None: the endpoint does not exist; aliases use '_' for '-' (previous_production=...)."""
     deployments = tuple(
-        Deployment(f"dm-{version}", "taxi-tips", version, percent) for version, percent in (traffic or {}).items()
+        Deployment(f"dm-{version}", MODEL, version, percent) for version, percent in (traffic or {}).items()
     )
     named = {alias.replace("_", "-"): version for alias, version in aliases.items()}
-    return State("taxi-tips", ENDPOINT, traffic is not None, named, deployments)
+    return State(MODEL, ENDPOINT, traffic is not None, named, deployments)
 
 
 def test_first_canary_creates_the_endpoint_and_takes_all_traffic() -> None:
@@ -139,11 +141,11 @@ def test_rollback_during_a_canary_aborts_it() -> None:
 def test_a_state_made_by_hand_is_reported_as_disagreement() -> None:
     problems = disagreements(
         State(
-            "taxi-tips",
+            MODEL,
             ENDPOINT,
             True,
             {"production": "4"},
-            (Deployment("a", "taxi-tips", "3", 100), Deployment("b", "other-model", "1", 0)),
+            (Deployment("a", MODEL, "3", 100), Deployment("b", "other-model", "1", 0)),
         )
     )
     assert problems == [
@@ -154,11 +156,11 @@ def test_a_state_made_by_hand_is_reported_as_disagreement() -> None:
 
 def test_plan_lines_show_the_labels_of_the_versions_it_deploys() -> None:
     labelled = State(
-        "taxi-tips",
+        MODEL,
         ENDPOINT,
         True,
         {"production": "3", "candidate": "4"},
-        (Deployment("dm-3", "taxi-tips", "3", 100),),
+        (Deployment("dm-3", MODEL, "3", 100),),
         {"3": {"blessed": "true"}, "4": {"blessed": "true", "git_commit": "abc123", "pipeline_job": "run-4"}},
     )
     lines = plans.plan_canary(labelled, "4", 10).lines()
@@ -170,7 +172,7 @@ def test_plan_lines_name_version_endpoint_and_split() -> None:
     lines = plans.plan_canary(state({"3": 100}, production="3", candidate="4"), "4", 10).lines()
     assert lines[:5] == [
         "Plan: canary of v4 with 10% of the traffic",
-        "  model:    taxi-tips",
+        f"  model:    {MODEL}",
         f"  endpoint: {ENDPOINT}",
         "  traffic:  v3 100%  ->  v3 90%, v4 10%",
         "  aliases:  production v3, candidate v4  ->  production v3, candidate v4",
@@ -257,7 +259,7 @@ def test_send_requests_records_who_answered_how_fast_and_what_failed() -> None:
             raise reply
         return reply
 
-    outcomes = send_requests(predict, [{"fare": 1.0}], 3, clock=lambda: next(ticks))
+    outcomes = send_requests(predict, [{"amount": 1.0}], 3, clock=lambda: next(ticks), task=Task.binary())
 
     assert [(round(o.latency_ms), o.deployed_model_id) for o in outcomes] == [(10, "dm-3"), (250, None), (30, "dm-4")]
     assert outcomes[1].error == "RuntimeError: 503 unavailable"

@@ -20,7 +20,7 @@ from google.protobuf import field_mask_pb2
 from pipeline.config import vertex_config_path
 from runners import errors
 from tests.infra.vertex_permissions import permissions_used, role_permissions
-from tests.runners.promotion.versions import ENDPOINT, MODEL, Result, aliases, changes, in_production, traffic
+from tests.runners.promotion.versions import DEV, ENDPOINT, MODEL, Result, aliases, changes, in_production, traffic
 from tools.standins.fixtures import VertexStandins
 
 
@@ -67,7 +67,7 @@ def test_the_plan_resolves_the_alias_and_apply_runs_exactly_it(
     # The same file again: the state it was made from is gone, so nothing runs a second time.
     again = promote("apply", "--plan", str(plan))
     refusal = one_line_refusal(again, "apply refused: the registry or the endpoint changed since the plan of ")
-    assert "deployed models v1 (taxi-tips, deployed model " in refusal and "nothing was changed: plan again" in refusal
+    assert f"deployed models v1 ({MODEL}, deployed model " in refusal and "nothing was changed: plan again" in refusal
 
 
 def test_apply_refuses_when_the_alias_moved_after_the_plan(
@@ -130,14 +130,16 @@ def test_apply_refuses_a_plan_made_for_other_settings(
     plan = tmp_path / "plan.json"
     assert promote("canary", "--version", "2", "--traffic", "10", "--dry-run", "--plan-file", str(plan)).status == 0
     settings = yaml.safe_load(vertex_config_path("dev").read_text())
-    settings["endpoint"]["machine_type"] = "n1-standard-4"
+    bigger = "n1-highmem-16" if DEV.endpoint.machine_type != "n1-highmem-16" else "n1-highmem-32"
+    settings["endpoint"]["machine_type"] = bigger
     other = tmp_path / "vertex-dev-bigger.yaml"
     other.write_text(yaml.safe_dump(settings))
     mark = len(vertex_env.server.requests)
 
     refusal = one_line_refusal(promote("apply", "--plan", str(plan), config=other), "apply refused: the plan of ")
 
-    assert "made for another target or other settings (machine_type 'n1-standard-2' -> 'n1-standard-4')" in refusal
+    changed = f"(machine_type '{DEV.endpoint.machine_type}' -> '{bigger}')"
+    assert f"made for another target or other settings {changed}" in refusal
     assert vertex_env.server.requests[mark:] == []  # refused before any call
 
 
@@ -250,5 +252,5 @@ def test_each_identity_makes_only_the_calls_its_role_allows(
 def test_nothing_registered_yet_is_refused_in_one_line(vertex_env: VertexStandins, promote, tmp_path: Path) -> None:
     plan = tmp_path / "plan.json"
     result = promote("canary", "--alias", "candidate", "--traffic", "10", "--dry-run", "--plan-file", str(plan))
-    one_line_refusal(result, "canary refused: model taxi-tips is not in the Model Registry of my-tfx-dev")
+    one_line_refusal(result, f"canary refused: model {MODEL} is not in the Model Registry of {DEV.runner.project}")
     assert not plan.exists()

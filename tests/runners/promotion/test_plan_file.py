@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.config import BASE_CONFIG, load_config, vertex_config_path
 from runners.promotion import plan as plans
 from runners.promotion.plan_file import (
     FORMAT,
@@ -25,22 +24,23 @@ from runners.promotion.plan_file import (
 )
 from runners.promotion.state import Deployment, State
 from runners.promotion.vertex import Target
+from tests.runners.promotion.versions import DEV, MODEL
 
-ENDPOINT = "projects/p/locations/us-central1/endpoints/taxi-tips-dev"
+ENDPOINT = f"projects/p/locations/us-central1/endpoints/{DEV.endpoint.endpoint_id}"
 BLESSED = {"blessed": "true"}
 
 
 def state(traffic: dict[str, int] | None = None, labels: dict | None = None, **aliases: str) -> State:
     deployments = tuple(
-        Deployment(f"dm-{version}", "taxi-tips", version, percent) for version, percent in (traffic or {}).items()
+        Deployment(f"dm-{version}", MODEL, version, percent) for version, percent in (traffic or {}).items()
     )
     named = {alias.replace("_", "-"): version for alias, version in aliases.items()}
     versions = labels if labels is not None else {version: dict(BLESSED) for version in {"1", "2", *named.values()}}
-    return State("taxi-tips", ENDPOINT, traffic is not None, named, deployments, versions)
+    return State(MODEL, ENDPOINT, traffic is not None, named, deployments, versions)
 
 
 def dev_target() -> Target:
-    return Target.of(load_config([BASE_CONFIG, vertex_config_path("dev")]))
+    return Target.of(DEV)
 
 
 def test_steps_are_recorded_with_their_kind_and_fields() -> None:
@@ -80,7 +80,7 @@ def test_a_plan_file_reads_back_as_written(tmp_path: Path) -> None:
     }
     assert [step["step"] for step in document["steps"]] == ["deploy", "smoke-test"]
     assert document["lines"][0] == "Plan: canary of v2 with 10% of the traffic"
-    assert document["target"]["endpoint"].endswith("/endpoints/taxi-tips-dev")
+    assert document["target"]["endpoint"].endswith(f"/endpoints/{DEV.endpoint.endpoint_id}")
     assert read_plan(path) == written
     assert state_changes(read_plan(path).state, before) == []
 
@@ -104,8 +104,8 @@ def test_every_change_apply_refuses_on_is_named() -> None:
     assert state_changes(planned, ramped) == ["traffic split v1 90%, v2 10% -> v1 80%, v2 20%"]
     undeployed = state({"1": 100}, production="1", candidate="2")
     assert state_changes(planned, undeployed) == [
-        "deployed models v1 (taxi-tips, deployed model dm-1), v2 (taxi-tips, deployed model dm-2) -> "
-        "v1 (taxi-tips, deployed model dm-1)"
+        f"deployed models v1 ({MODEL}, deployed model dm-1), v2 ({MODEL}, deployed model dm-2) -> "
+        f"v1 ({MODEL}, deployed model dm-1)"
     ]
     relabelled = state({"1": 90, "2": 10}, {"1": BLESSED, "2": {"blessed": "false"}}, production="1", candidate="2")
     assert state_changes(planned, relabelled) == ["labels of v2 blessed=true -> blessed=false"]
@@ -113,18 +113,19 @@ def test_every_change_apply_refuses_on_is_named() -> None:
     assert state_changes(planned, gone) == [
         "the endpoint was deleted",
         "alias candidate v2 -> (none)",
-        "deployed models v1 (taxi-tips, deployed model dm-1), v2 (taxi-tips, deployed model dm-2) -> none",
+        f"deployed models v1 ({MODEL}, deployed model dm-1), v2 ({MODEL}, deployed model dm-2) -> none",
         "v2 was deleted",
     ]
 
 
 def test_other_settings_are_named() -> None:
     planned = target_settings(dev_target())
-    now = {**planned, "machine_type": "n1-standard-4", "endpoint": "projects/p/locations/r/endpoints/other"}
+    other_machine = "n1-highmem-16" if planned["machine_type"] != "n1-highmem-16" else "n1-highmem-32"
+    now = {**planned, "machine_type": other_machine, "endpoint": "projects/p/locations/r/endpoints/other"}
     assert target_changes(planned, planned) == []
     assert target_changes(planned, now) == [
         f"endpoint {planned['endpoint']!r} -> 'projects/p/locations/r/endpoints/other'",
-        "machine_type 'n1-standard-2' -> 'n1-standard-4'",
+        f"machine_type {planned['machine_type']!r} -> {other_machine!r}",
     ]
 
 

@@ -1,11 +1,12 @@
 """`python -m pipeline promote` against the fake Vertex AI server, through the real SDK.
 
-Every registered version is a real tiny SavedModel with the taxi model's serving signatures (raw
-features typed by schema/schema.pbtxt), served by the TF Serving stand-in: the smoke test sends
-configs/smoke_instances.json to it. A version that fails the smoke test is a model that does:
-`serving_default` taking serialized examples, an op that fails at run time, a slow answer, or
-probabilities outside [0, 1]. The endpoint routes each predict request at random by the traffic
-split (seeded, `ModelsSurface.seed_routing`); what the stand-in records as served
+Every registered version is a real tiny SavedModel with the model's serving signatures (its raw
+features typed by the curated schema, the answer of its task; versions.py), served by the TF
+Serving stand-in: the smoke test sends configs/smoke_instances.json to it. A version that fails the
+smoke test is a model that does: `serving_default` taking serialized examples, an op that fails at
+run time, a slow answer, or answers outside what the task allows (probabilities above 1). The
+endpoint routes each predict request at random by the traffic split (seeded,
+`ModelsSurface.seed_routing`); what the stand-in records as served
 (`ModelsSurface.predictions`) is what the smoke test's report must add up to.
 """
 
@@ -25,8 +26,10 @@ from runners.promotion.smoke import load_instances
 from tests.runners.promotion.versions import (
     COLD_START_LIMIT_MS,
     COLD_START_SECONDS,
+    DEV,
     ENDPOINT,
     MODEL,
+    OUT_OF_RANGE_PROBLEM,
     SMOKE_INSTANCES,
     aliases,
     changes,
@@ -67,10 +70,10 @@ def test_canary_finish_rollback(vertex_env: VertexStandins, promote, register) -
     assert aliases(vertex_env) == {"default": "1", "production": "1", "candidate": "2"}
     endpoint = vertex_env.models.endpoint(ENDPOINT)
     canary_deployment = next(d for d in endpoint.deployments if d.version_id == "2")
-    assert canary_deployment.model.endswith(f"/locations/us-central1/models/{MODEL}")
+    assert canary_deployment.model.endswith(f"/locations/{DEV.runner.region}/models/{MODEL}")
     deployed = endpoint.resource["deployedModels"][1]
-    assert deployed["displayName"] == "taxi-tips-v2"
-    assert deployed["dedicatedResources"]["machineSpec"] == {"machineType": "n1-standard-2"}
+    assert deployed["displayName"] == f"{MODEL}-v2"
+    assert deployed["dedicatedResources"]["machineSpec"] == {"machineType": DEV.endpoint.machine_type}
     assert {r.version_id for r in vertex_env.models.predictions} == {"1", "2"}  # the canary answered
 
     finish = promote("finish")
@@ -122,7 +125,7 @@ def test_dry_run_prints_the_plan_and_changes_nothing(vertex_env: VertexStandins,
     assert result.status == errors.EXIT_OK
     lines = result.out.splitlines()
     assert lines[0] == "Plan: canary of v2 with 25% of the traffic"
-    assert f"  endpoint: projects/my-tfx-dev/locations/us-central1/endpoints/{ENDPOINT}" in lines
+    assert f"  endpoint: projects/{DEV.runner.project}/locations/{DEV.runner.region}/endpoints/{ENDPOINT}" in lines
     assert "  traffic:  v1 100%  ->  v1 75%, v2 25%" in lines
     assert lines[-1] == "Dry run: nothing was changed."
     assert changes(vertex_env, mark) == []
@@ -167,7 +170,7 @@ def test_a_deploy_that_fails_midway_leaves_the_endpoint_as_before(
         ("examples_default", "requests failed, error rate"),  # TF Serving refuses the raw instances
         ("failing", "requests failed, error rate"),  # an op of the model fails
         ("slow", "v2 (canary): p95 latency"),
-        ("out_of_range", "response schema: prediction 0: outside [0, 1]"),
+        ("out_of_range", f"response schema: prediction 0: {OUT_OF_RANGE_PROBLEM}"),
     ],
 )
 def test_a_failed_smoke_test_restores_the_traffic_and_undeploys_the_canary(
@@ -288,8 +291,8 @@ def test_rest_calls_of_each_step(vertex_env: VertexStandins, promote, register) 
         *read_state,
         "GET endpoints.get",
         "PATCH endpoints.patch",  # updateMask=trafficSplit: v2 100%
-        "POST models.mergeVersionAliases",  # models/taxi-tips@1: previous-production
-        "POST models.mergeVersionAliases",  # models/taxi-tips@2: production, default
+        "POST models.mergeVersionAliases",  # models/<model>@1: previous-production
+        "POST models.mergeVersionAliases",  # models/<model>@2: production, default
         "GET endpoints.get",
         "POST endpoints.undeployModel",  # v1, trafficSplit {<v2 id>: 100}
         "GET endpoints.get",
@@ -301,8 +304,8 @@ def test_rest_calls_of_each_step(vertex_env: VertexStandins, promote, register) 
         "GET models.get",
         "POST endpoints.deployModel",  # v1 with trafficSplit {<v2 id>: 0, "0": 100}
         "GET endpoints.get",
-        "POST models.mergeVersionAliases",  # models/taxi-tips@1: production, default
-        "POST models.mergeVersionAliases",  # models/taxi-tips@1: -previous-production
+        "POST models.mergeVersionAliases",  # models/<model>@1: production, default
+        "POST models.mergeVersionAliases",  # models/<model>@1: -previous-production
         "GET endpoints.get",
         "POST endpoints.undeployModel",  # v2, trafficSplit {<v1 id>: 100}
         "GET endpoints.get",

@@ -7,8 +7,6 @@ loads the version's files from where its artifactUri points, after the cleanup t
 
 from __future__ import annotations
 
-import json
-import math
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -20,12 +18,11 @@ from google.cloud import aiplatform
 from components.registration.executor import registered_artifacts
 from components.registration.settings import PREBUILT, RegistrySettings
 from components.registration.upload import register_version
-from pipeline.config import BASE_CONFIG, load_config, vertex_config_path
-from pipeline.paths import REPO_ROOT
+from pipeline.config import read_serving_instances
 from pipeline.pipeline import registry_settings
 from runners import cli, errors
-from tests.runners.promotion.versions import raw_feature_types
-from tests.tools.standins.saved_models import fare_probability, save_model, upload_folder
+from tests.runners.promotion.versions import DEV, ENDPOINT, MODEL, expected_answers, raw_feature_types, task_answer
+from tests.tools.standins.saved_models import save_model, upload_folder
 from tools.standins.containers import ContainerRuntime
 from tools.standins.fixtures import VertexStandins, vertex_standins
 from tools.standins.model_server import register_tf_serving_image
@@ -33,17 +30,15 @@ from tools.standins.serving_replicas import ReplicaPool
 from tools.standins.storage import StorageServer
 from tools.standins.storage_model import StorageState
 
-MODEL = "taxi-tips"
-ENDPOINT = "taxi-tips-dev"  # configs/vertex-dev.yaml
 PROJECT_NUMBER = "123456789012"
-SCALES = {1: 10.0, 2: 3.0}  # version N answers sigmoid(fare / SCALES[N])
+SCALES = {1: 10.0, 2: 3.0}  # version N answers task_answer(SCALES[N]) (versions.py)
 # Google's prebuilt image, for the layout before the models bucket (the SavedModel in the pipeline root).
 PREBUILT_IMAGE = "us-docker.pkg.dev/vertex-ai/prediction/tf2-cpu.2-15@sha256:" + "e" * 64
-INSTANCES = json.loads((REPO_ROOT / "configs" / "smoke_instances.json").read_text())
+INSTANCES = read_serving_instances(DEV.serving_instances_path)
 
 
 def dev_settings() -> RegistrySettings:
-    settings = registry_settings(load_config([BASE_CONFIG, vertex_config_path("dev")]))
+    settings = registry_settings(DEV)
     assert settings is not None and settings.models_bucket is not None
     return settings
 
@@ -54,12 +49,10 @@ MODELS_BUCKET = SETTINGS.models_bucket.removeprefix("gs://")
 
 
 @pytest.fixture(scope="module")
-def taxi_models(tmp_path_factory: pytest.TempPathFactory) -> dict[int, Path]:
+def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> dict[int, Path]:
     folder = tmp_path_factory.mktemp("rollback-models")
     raw = raw_feature_types()
-    return {
-        version: save_model(folder / f"v{version}", raw, fare_probability(scale)) for version, scale in SCALES.items()
-    }
+    return {version: save_model(folder / f"v{version}", raw, task_answer(scale)) for version, scale in SCALES.items()}
 
 
 class CloudStorage(StorageServer):
@@ -101,7 +94,7 @@ def promote(env: VertexStandins, *args: str) -> int:
 def register(env: VertexStandins, settings: RegistrySettings, version: int, saved_model: Path) -> str:
     """What a run's Trainer and ModelRegistration leave: the export in the pipeline root, then the
     registered version (its artifacts copied as the executor copies them); returns its artifactUri."""
-    job = f"taxi-tips-vertex-dev-2026120{version}-030000-ab1{version}"
+    job = f"{DEV.pipeline_name}-vertex-dev-2026120{version}-030000-ab1{version}"
     export = f"{settings.pipeline_root}/{PROJECT_NUMBER}/{job}/Trainer_{version}/model/Format-Serving"
     upload_folder(env.storage_client(), saved_model, export)
     artifact_uri = registered_artifacts(settings, export, job)
@@ -122,11 +115,11 @@ def traffic(env: VertexStandins) -> dict[str, int]:
     return env.models.endpoint(ENDPOINT).traffic_by_version
 
 
-def promote_v1_then_v2(env: VertexStandins, settings: RegistrySettings, taxi_models: dict[int, Path]) -> list[str]:
-    artifacts = [register(env, settings, 1, taxi_models[1])]
+def promote_v1_then_v2(env: VertexStandins, settings: RegistrySettings, tiny_models: dict[int, Path]) -> list[str]:
+    artifacts = [register(env, settings, 1, tiny_models[1])]
     assert promote(env, "canary", "--version", "1", "--traffic", "10") == errors.EXIT_OK  # the first gets it all
     assert promote(env, "finish") == errors.EXIT_OK
-    artifacts.append(register(env, settings, 2, taxi_models[2]))
+    artifacts.append(register(env, settings, 2, tiny_models[2]))
     assert promote(env, "canary", "--version", "2", "--traffic", "10") == errors.EXIT_OK
     assert promote(env, "finish") == errors.EXIT_OK
     assert traffic(env) == {"2": 100}  # v1 undeployed, its container stopped
@@ -134,9 +127,9 @@ def promote_v1_then_v2(env: VertexStandins, settings: RegistrySettings, taxi_mod
 
 
 def test_rollback_serves_v1_from_the_models_bucket_after_the_pipeline_root_is_emptied(
-    vertex_env: VertexStandins, taxi_models: dict[int, Path]
+    vertex_env: VertexStandins, tiny_models: dict[int, Path]
 ) -> None:
-    artifacts = promote_v1_then_v2(vertex_env, SETTINGS, taxi_models)
+    artifacts = promote_v1_then_v2(vertex_env, SETTINGS, tiny_models)
     assert all(uri.startswith(f"gs://{MODELS_BUCKET}/{MODEL}/") for uri in artifacts)
 
     empty_the_pipeline_root(vertex_env)
@@ -147,8 +140,10 @@ def test_rollback_serves_v1_from_the_models_bucket_after_the_pipeline_root_is_em
     endpoint = aiplatform.Endpoint(f"projects/{SETTINGS.project}/locations/{SETTINGS.region}/endpoints/{ENDPOINT}")
     answer = endpoint.predict(instances=INSTANCES)
     assert answer.model_version_id == "1"
-    expected = [1 / (1 + math.exp(-instance["fare"] / SCALES[1])) for instance in INSTANCES]
-    assert [row[0] for row in answer.predictions] == pytest.approx(expected, rel=1e-6)
+    expected = expected_answers(INSTANCES, SCALES[1])
+    assert len(answer.predictions) == len(expected)
+    for served, computed in zip(answer.predictions, expected, strict=True):
+        assert served == pytest.approx(computed, rel=1e-5, abs=1e-6)
     (deployment,) = vertex_env.models.endpoint(ENDPOINT).deployments
     replica = vertex_env.models.replica(deployment.deployed_model_id)
     assert replica is not None
@@ -157,12 +152,12 @@ def test_rollback_serves_v1_from_the_models_bucket_after_the_pipeline_root_is_em
 
 
 def test_versions_registered_in_the_pipeline_root_cannot_be_rolled_back_to_after_it_is_emptied(
-    vertex_env: VertexStandins, taxi_models: dict[int, Path], capsys: pytest.CaptureFixture[str]
+    vertex_env: VertexStandins, tiny_models: dict[int, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
     """The layout before the models bucket (prebuilt image, artifactUri in the pipeline root): the
     same story fails, which is what the models bucket is for."""
     in_place = replace(SETTINGS, serving_container=PREBUILT, serving_image=PREBUILT_IMAGE, models_bucket=None)
-    artifacts = promote_v1_then_v2(vertex_env, in_place, taxi_models)
+    artifacts = promote_v1_then_v2(vertex_env, in_place, tiny_models)
     assert all(uri.startswith(SETTINGS.pipeline_root) for uri in artifacts)
 
     empty_the_pipeline_root(vertex_env)

@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 
 from components.cloud_labels import sanitize_key, sanitize_labels, sanitize_value
+from pipeline.config import BASE_CONFIG, load_config, vertex_config_path
+from pipeline.paths import REPO_ROOT
 from runners.vertex.labels import git_commit, run_labels
 
 
@@ -33,15 +35,15 @@ def test_too_many_labels_are_refused() -> None:
 
 
 def test_run_labels_add_config_image_and_commit() -> None:
+    configured = load_config([BASE_CONFIG, vertex_config_path("dev")]).runner.labels  # configs/vertex-dev.yaml
     labels = run_labels(
-        {"app": "taxi-tips", "env": "dev"},
+        configured,
         config_name="vertex-dev",
         image="us-central1-docker.pkg.dev/p/r/n@sha256:" + "0123456789abcdef" * 4,
         commit="1a2b3c4d5e6f-dirty",
     )
     assert labels == {
-        "app": "taxi-tips",
-        "env": "dev",
+        **configured,
         "config": "vertex-dev",
         "image_digest": "0123456789ab",
         "git_commit": "1a2b3c4d5e6f-dirty",
@@ -51,6 +53,8 @@ def test_run_labels_add_config_image_and_commit() -> None:
 
 
 def test_commit_of_this_checkout() -> None:
+    if not (REPO_ROOT / ".git").exists():
+        pytest.skip("this copy of the repository is not a git checkout")
     assert re.fullmatch(r"[0-9a-f]{7,12}(-dirty)?", git_commit() or "")
 
 

@@ -1,4 +1,5 @@
-"""`python -m pipeline schedule` against the fake Vertex AI server, through the real SDK."""
+"""`python -m pipeline schedule` against the fake Vertex AI server, through the real SDK; what the
+schedule holds comes from configs/vertex-prod.yaml."""
 
 from __future__ import annotations
 
@@ -9,14 +10,19 @@ import yaml
 
 from pipeline.config import vertex_config_path
 from runners import cli, errors
+from tests.pipeline.expected import vertex_config
 from tools.standins.fixtures import VertexStandins
 
-PROD_ACCOUNT = "tfx-pipelines@my-tfx-prod.iam.gserviceaccount.com"
+DEV, PROD = vertex_config("dev"), vertex_config("prod")
+
+
+def bucket_of(root: str) -> str:
+    return root.removeprefix("gs://").split("/")[0]
 
 
 @pytest.fixture
 def standins(vertex_env: VertexStandins) -> VertexStandins:
-    vertex_env.create_bucket("my-tfx-prod-pipelines")
+    vertex_env.create_bucket(bucket_of(PROD.runner.pipeline_root))
     return vertex_env
 
 
@@ -25,7 +31,9 @@ def schedule(env: VertexStandins, spec: Path, *where: str) -> int:
 
 
 def test_without_cron_nothing_is_scheduled(standins: VertexStandins, compiled_specs: dict[str, Path], capsys) -> None:
-    standins.create_bucket("my-tfx-dev-pipelines")
+    if DEV.runner.schedule is not None:
+        pytest.skip("configs/vertex-dev.yaml sets a schedule")
+    standins.create_bucket(bucket_of(DEV.runner.pipeline_root))
     assert schedule(standins, compiled_specs["dev"], "--env", "dev") == errors.EXIT_OK
     assert "No schedule: runner.schedule is not set" in capsys.readouterr().out
     assert standins.server.find_requests(path_regex=r"/schedules") == []
@@ -34,21 +42,24 @@ def test_without_cron_nothing_is_scheduled(standins: VertexStandins, compiled_sp
 def test_creates_the_schedule_from_the_config(
     standins: VertexStandins, compiled_specs: dict[str, Path], capsys
 ) -> None:
+    runner = PROD.runner
+    assert runner.schedule is not None, "configs/vertex-prod.yaml schedules the production runs"
     assert schedule(standins, compiled_specs["prod"]) == errors.EXIT_OK
 
     (stored,) = standins.server.pipelines.schedules()
-    assert stored.request["displayName"] == "taxi-tips-vertex-prod"
-    assert stored.cron == "TZ=Etc/UTC 0 3 * * 1"
-    assert stored.max_concurrent_run_count == 1
+    assert stored.request["displayName"] == f"{PROD.pipeline_name}-vertex-prod"
+    assert stored.cron == runner.schedule.cron
+    assert stored.max_concurrent_run_count == runner.schedule.max_concurrent_runs
     template = stored.pipeline_job
-    assert template["serviceAccount"] == PROD_ACCOUNT
-    assert template["labels"]["config"] == "vertex-prod" and template["labels"]["env"] == "prod"
-    assert template["runtimeConfig"]["gcsOutputDirectory"] == "gs://my-tfx-prod-pipelines/taxi-tips"
+    assert template["serviceAccount"] == runner.service_account
+    assert template["labels"]["config"] == "vertex-prod"
+    assert {key: template["labels"][key] for key in runner.labels} == runner.labels
+    assert template["runtimeConfig"]["gcsOutputDirectory"] == runner.root
     assert "Schedule created:" in capsys.readouterr().out
 
     run = standins.server.trigger_schedule(stored.name)
-    assert run.service_account == PROD_ACCOUNT
-    assert run.enable_caching is False
+    assert run.service_account == runner.service_account
+    assert run.enable_caching is runner.enable_cache
 
 
 def test_second_apply_updates_the_same_schedule(
@@ -66,5 +77,5 @@ def test_second_apply_updates_the_same_schedule(
     assert (stored.cron, stored.max_concurrent_run_count) == ("TZ=Europe/Berlin 30 4 * * *", 2)
     mask, body = stored.updates[-1]
     assert mask == ("cron", "maxConcurrentRunCount", "createPipelineJobRequest")
-    assert body["createPipelineJobRequest"]["pipelineJob"]["serviceAccount"] == PROD_ACCOUNT
+    assert body["createPipelineJobRequest"]["pipelineJob"]["serviceAccount"] == PROD.runner.service_account
     assert "Schedule updated:" in capsys.readouterr().out

@@ -1,4 +1,5 @@
-"""`python -m pipeline submit` against the fake Vertex AI server, through the real SDK."""
+"""`python -m pipeline submit` against the fake Vertex AI server, through the real SDK; what the run
+request holds comes from configs/vertex-dev.yaml and vertex-prod.yaml."""
 
 from __future__ import annotations
 
@@ -13,11 +14,14 @@ import yaml
 
 from pipeline.config import vertex_config_path
 from runners import cli, errors
+from runners.vertex.labels import git_commit
+from tests.pipeline.expected import vertex_config
 from tools.standins.fixtures import DEFAULT_PROJECT_NUMBER, VertexStandins
 
-DEV_BUCKET = "my-tfx-dev-pipelines"
-PROD_BUCKET = "my-tfx-prod-pipelines"
-DEV_ACCOUNT = "tfx-pipelines@my-tfx-dev.iam.gserviceaccount.com"
+DEV, PROD = vertex_config("dev"), vertex_config("prod")
+DEV_BUCKET = DEV.runner.pipeline_root.removeprefix("gs://").split("/")[0]
+PROD_BUCKET = PROD.runner.pipeline_root.removeprefix("gs://").split("/")[0]
+CONSOLE = f"https://console.cloud.google.com/vertex-ai/locations/{DEV.runner.region}/pipelines/runs"
 JOB_GET = r"/pipelineJobs/[^/:]+$"
 CREATE = r"/pipelineJobs$"
 FAST = ["--poll-interval", "0.01"]
@@ -60,28 +64,30 @@ def test_request_carries_spec_runtime_config_identity_network_labels_and_caching
     network = f"projects/{DEFAULT_PROJECT_NUMBER}/global/networks/ml-vpc"
     config = config_variant(tmp_path, "dev", "vertex-dev-vpc", {"network": network})
 
-    status = submit(standins, compiled_specs["dev"], "--job-id", "taxi-run-1", where=("--config", str(config)))
+    status = submit(standins, compiled_specs["dev"], "--job-id", "first-run", where=("--config", str(config)))
 
     assert status == errors.EXIT_OK
-    sent = standins.server.job("taxi-run-1")
+    sent = standins.server.job("first-run")
     compiled = json.loads(compiled_specs["dev"].read_text())["pipelineSpec"]
     assert sent.pipeline_spec["deploymentSpec"] == compiled["deploymentSpec"]
-    assert sent.pipeline_spec["pipelineInfo"] == {"name": "taxi-tips"}
-    assert sent.gcs_output_directory == f"gs://{DEV_BUCKET}/taxi-tips"
-    assert sent.service_account == DEV_ACCOUNT
+    assert sent.pipeline_spec["pipelineInfo"] == {"name": DEV.pipeline_name}
+    assert sent.gcs_output_directory == DEV.runner.root
+    assert sent.service_account == DEV.runner.service_account
     assert sent.network == network
-    assert sent.display_name == "taxi-tips-vertex-dev-vpc"
-    assert sent.enable_caching is True
+    assert sent.display_name == f"{DEV.pipeline_name}-vertex-dev-vpc"
+    assert sent.enable_caching is DEV.runner.enable_cache
     labels = sent.labels
-    assert {key: labels[key] for key in ("app", "env", "config", "image_digest")} == {
-        "app": "taxi-tips",
-        "env": "dev",
+    assert {key: labels[key] for key in [*DEV.runner.labels, "config", "image_digest"]} == {
+        **DEV.runner.labels,
         "config": "vertex-dev-vpc",
         "image_digest": "0123456789ab",
     }
-    assert re.fullmatch(r"[0-9a-f]{7,12}(-dirty)?", labels["git_commit"])
+    if git_commit() is None:  # not a git checkout (a copy of the repository), no $GITHUB_SHA
+        assert "git_commit" not in labels
+    else:
+        assert re.fullmatch(r"[0-9a-f]{7,12}(-dirty)?", labels["git_commit"])
     out, err = capsys.readouterr()
-    assert "console: https://console.cloud.google.com/vertex-ai/locations/us-central1/pipelines/runs/taxi-run-1" in out
+    assert f"console: {CONSOLE}/first-run" in out
     # The template's serving image digest is a placeholder until the user sets it.
     assert "warning: registry.serving_image ends in the placeholder digest" in out
     assert err == ""
@@ -90,8 +96,8 @@ def test_request_carries_spec_runtime_config_identity_network_labels_and_caching
 def test_caching_flag_follows_the_config(standins: VertexStandins, compiled_specs: dict[str, Path]) -> None:
     assert submit(standins, compiled_specs["prod"], "--job-id", "prod-run", where=("--env", "prod")) == errors.EXIT_OK
     sent = standins.server.job("prod-run")
-    assert sent.enable_caching is False
-    assert sent.network is None
+    assert sent.enable_caching is PROD.runner.enable_cache
+    assert sent.network == PROD.runner.network
     assert sent.labels["config"] == "vertex-prod"
 
 
@@ -122,7 +128,7 @@ def test_wait_follows_a_successful_run_and_writes_the_summary(
     assert "Pipeline run ok-run SUCCEEDED" in out
     text = summary.read_text()
     assert "### Vertex AI pipeline run: SUCCEEDED" in text
-    assert "[ok-run](https://console.cloud.google.com/vertex-ai/locations/us-central1/pipelines/runs/ok-run" in text
+    assert f"[ok-run]({CONSOLE}/ok-run" in text
     assert "| Model | blessed |" in text
     assert "| auc | 0.9412 |" in text
     assert "sha256:0123456789abcdef" in text
@@ -215,7 +221,7 @@ def test_spec_compiled_for_another_environment_is_refused(
     status = submit(standins, compiled_specs["dev"], where=("--env", "prod"))
     assert status == errors.EXIT_BAD_INPUT
     err = capsys.readouterr().err
-    assert "was compiled for pipeline root gs://my-tfx-dev-pipelines/taxi-tips" in err
+    assert f"was compiled for pipeline root {DEV.runner.root}" in err
     assert standins.server.requests == []
 
 
