@@ -12,8 +12,8 @@ from pathlib import Path
 
 from pipeline.config import PipelineConfig
 
-# Inside the installed tfx package: about 15k Chicago taxi trips with a header row.
-_TAXI_SAMPLE = Path("examples", "chicago_taxi_pipeline", "data", "simple")
+# The example's data, inside the installed tfx package: about 15k Chicago taxi trips with a header row.
+_EXAMPLE_DATA = Path("examples", "chicago_taxi_pipeline", "data", "simple")
 # The files CsvExampleGen reads from the data folder (its input split pattern in pipeline/pipeline.py).
 CSV_PATTERN = "*.csv"
 _READ_CHUNK_BYTES = 1 << 20
@@ -23,18 +23,18 @@ class DataError(Exception):
     """Training data that cannot be used; the message is one line meant for the user."""
 
 
-def taxi_sample_dir() -> Path:
-    """The taxi sample's folder, found through the installed tfx package without importing it."""
+def example_data_dir() -> Path:
+    """The example's data folder (the taxi sample), found through the installed tfx package without importing it."""
     spec = importlib.util.find_spec("tfx")
     if spec is None or not spec.submodule_search_locations:
         raise DataError("the tfx package is not installed; run `make setup`")
-    return Path(next(iter(spec.submodule_search_locations))) / _TAXI_SAMPLE
+    return Path(next(iter(spec.submodule_search_locations))) / _EXAMPLE_DATA
 
 
 def data_dir(config: PipelineConfig) -> str:
-    """The configured CSV folder (or the taxi sample), checked to hold readable CSV files."""
+    """The configured CSV folder (or the example's data, the taxi sample), checked to hold readable CSV files."""
     if config.data.path is None:
-        return str(taxi_sample_dir())
+        return str(example_data_dir())
     if "://" in config.data.path:
         return config.data.path
     folder = Path(os.path.abspath(Path(config.data.path).expanduser()))

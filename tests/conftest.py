@@ -50,10 +50,3 @@ def write_data_sample(folder: Path, rows: int, offset: int = 0) -> Path:
 def small_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """About 1,500 rows spread over the whole configured data (the taxi sample: 1,500 trips)."""
     return write_data_sample(tmp_path_factory.mktemp("data-small"), SMALL_SAMPLE_ROWS)
-
-
-@pytest.fixture(scope="session")
-def small_taxi_dir(small_data_dir: Path) -> Path:
-    """The former name of `small_data_dir`, for the tests that still use it: the same folder, rows of
-    the configured data (the taxi sample unless configs/base.yaml names other data)."""
-    return small_data_dir

@@ -12,7 +12,7 @@ import tensorflow_model_analysis as tfma
 
 from pipeline import pipeline as tfx_pipeline
 from pipeline.config import load_config
-from pipeline.data import taxi_sample_dir
+from pipeline.data import example_data_dir
 from tests.pipeline.expected import DRIFT_STEPS, schema_sets_drift_thresholds
 
 pytestmark = pytest.mark.example
@@ -27,7 +27,7 @@ def built(tmp_path: Path):
 def test_the_example_reads_the_taxi_sample_inside_tfx(built) -> None:
     _, pipeline = built
     example_gen = next(c for c in pipeline.components if c.id == tfx_pipeline.EXAMPLE_GEN)
-    assert Path(example_gen.exec_properties["input_base"]) == taxi_sample_dir()
+    assert Path(example_gen.exec_properties["input_base"]) == example_data_dir()
 
 
 def test_the_example_writes_under_taxi_tips(built, tmp_path: Path) -> None:

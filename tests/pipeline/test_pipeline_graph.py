@@ -18,7 +18,7 @@ from models.task import LABEL_XF
 from pipeline import data
 from pipeline import pipeline as tfx_pipeline
 from pipeline.config import BASE_CONFIG, LOCAL_CONFIG, ConfigError, PipelineConfig, load_config
-from pipeline.data import taxi_sample_dir
+from pipeline.data import example_data_dir
 from tests.pipeline.expected import (
     DRIFT_STEPS,
     curated_schema,
@@ -105,7 +105,7 @@ def test_example_gen_reads_the_configured_data(built) -> None:
 def test_without_a_data_path_the_data_is_the_taxi_sample_inside_tfx(tmp_path: Path) -> None:
     config = load_config(overrides={"runner.output_dir": str(tmp_path), "data.path": None})
     input_base = example_gen_input(tfx_pipeline.create_pipeline(config))
-    assert input_base == taxi_sample_dir()
+    assert input_base == example_data_dir()
     assert "site-packages" in input_base.parts
     assert sum(1 for _ in (input_base / "data.csv").open()) > 15_000
 

@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from pipeline.config import load_config
 from tests.infra.vertex_permissions import permissions_used, role_permissions
 from tests.workflows.workflows import REPO_ROOT, JobRun, jobs, load_workflow, run_steps
 from tools.standins.fixtures import VertexStandins, vertex_standins
@@ -37,8 +38,10 @@ VARS = {
     "GCP_BUILD_BUCKET": "my-tfx-dev-cloudbuild",
     "GCP_IMAGE_REPOSITORY": "us-central1-docker.pkg.dev/my-tfx-dev/pipelines",
 }
-IMAGE = f"{VARS['GCP_IMAGE_REPOSITORY']}/taxi-tips@{DIGEST}"
-TAG = f"{VARS['GCP_IMAGE_REPOSITORY']}/taxi-tips:{SHA}"
+# The image is named after the pipeline (`make pipeline-name`).
+PIPELINE_NAME = load_config().pipeline_name
+IMAGE = f"{VARS['GCP_IMAGE_REPOSITORY']}/{PIPELINE_NAME}@{DIGEST}"
+TAG = f"{VARS['GCP_IMAGE_REPOSITORY']}/{PIPELINE_NAME}:{SHA}"
 PIPELINE_BUCKET = "my-tfx-dev-pipelines"  # configs/vertex-dev.yaml's pipeline root
 IMAGE_STEP = "Build the pipeline image with Cloud Build"
 SUBMIT_STEP = "Submit the run to Vertex AI Pipelines"

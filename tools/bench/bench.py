@@ -45,7 +45,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from pipeline.data import taxi_sample_dir
+from pipeline.data import example_data_dir
 from pipeline.paths import REPO_ROOT
 from tools.bench import bytecode as bench_bytecode
 from tools.bench import report as bench_report
@@ -174,7 +174,7 @@ def variant_measure(data: Path | None, config: Path | None) -> MeasureVariant:
 
     def measure_variant(work: Path, name: str) -> dict[str, Any]:
         if name.startswith(bench_report.TEMPLATE_PREFIX):
-            return measure_template(work, data or taxi_sample_dir(), name.removeprefix(bench_report.TEMPLATE_PREFIX))
+            return measure_template(work, data or example_data_dir(), name.removeprefix(bench_report.TEMPLATE_PREFIX))
         return measure_ours(work, name, data, config)
 
     return measure_variant

@@ -24,7 +24,7 @@ import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from pipeline.data import taxi_sample_dir
+from pipeline.data import example_data_dir
 
 AMOUNT_JITTER = 0.03
 COORDINATE_JITTER = 0.0005
@@ -36,7 +36,7 @@ _COORDINATES = ("pickup_latitude", "pickup_longitude", "dropoff_latitude", "drop
 
 def read_sample(path: Path | None = None) -> tuple[list[str], list[list[str]]]:
     """The header and rows of the taxi sample (or of the CSV file at `path`)."""
-    with (path or taxi_sample_dir() / "data.csv").open(newline="") as source:
+    with (path or example_data_dir() / "data.csv").open(newline="") as source:
         reader = csv.reader(source)
         return next(reader), list(reader)
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.data import taxi_sample_dir
+from pipeline.data import example_data_dir
 from tools.bench import data as bench_data
 
 KEPT_COLUMNS = [
@@ -52,7 +52,7 @@ def test_same_seed_same_files_other_seed_other_files(tmp_path: Path) -> None:
 def test_row_count_split_into_shards_with_the_exact_header(tmp_path: Path) -> None:
     shards = bench_data.generate(2500, tmp_path, seed=1, shard_rows=1000)
     assert [p.name for p in shards] == ["data-00000.csv", "data-00001.csv", "data-00002.csv"]
-    with (taxi_sample_dir() / "data.csv").open(newline="") as source:
+    with (example_data_dir() / "data.csv").open(newline="") as source:
         sample_header = source.readline()
     for shard, expected_rows in zip(shards, [1000, 1000, 500], strict=True):
         lines = shard.read_text().splitlines(keepends=True)

@@ -23,7 +23,7 @@ import requests
 import tensorflow as tf
 from google.cloud import aiplatform
 
-from pipeline.data import taxi_sample_dir
+from pipeline.data import example_data_dir
 from pipeline.paths import REPO_ROOT
 from tools.rehearsal.findings import checks, collect, file_digests, served_model_folder
 from tools.rehearsal.rehearsal import Rehearsal
@@ -103,7 +103,7 @@ def write_data(folder: Path, *, extra_trips: int = 0, payment_type: str | None =
     """The taxi sample, plus `extra_trips` of its trips again in a second file (new data arrived), or
     with every fifth trip paid with `payment_type`."""
     folder.mkdir(parents=True, exist_ok=True)
-    with (taxi_sample_dir() / "data.csv").open(newline="") as source:
+    with (example_data_dir() / "data.csv").open(newline="") as source:
         rows = list(csv.DictReader(source))
     if payment_type:
         for index, row in enumerate(rows):

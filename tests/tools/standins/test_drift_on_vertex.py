@@ -95,18 +95,18 @@ def spec_with_the_compiled_drift_steps(image: str, statistics: str) -> dict[str,
 
 
 @pytest.fixture(scope="module")
-def statistics(small_taxi_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
+def statistics(small_data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
     """Serialized statistics (TFDV, reading the CSV as TFX's own CsvExampleGen does on Vertex AI) of
     the taxi trips, and of the same trips with every tips value 5.0."""
     work = tmp_path_factory.mktemp("drift-on-vertex")
-    with (small_taxi_dir / "data.csv").open(newline="") as file:
+    with (small_data_dir / "data.csv").open(newline="") as file:
         header, *rows = list(csv.reader(file))
     at = header.index("tips")
     broken = work / "broken.csv"
     with broken.open("w", newline="") as file:
         csv.writer(file).writerows([header] + [[*row[:at], "5.0", *row[at + 1 :]] for row in rows])
     return {
-        "taxi": tfdv.generate_statistics_from_csv(str(small_taxi_dir / "data.csv")).SerializeToString(),
+        "taxi": tfdv.generate_statistics_from_csv(str(small_data_dir / "data.csv")).SerializeToString(),
         "broken": tfdv.generate_statistics_from_csv(str(broken)).SerializeToString(),
     }
 
