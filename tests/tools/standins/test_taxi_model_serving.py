@@ -13,8 +13,7 @@ from google.cloud import aiplatform
 
 from components.serving_checks import prediction_problems
 from models.label import TASK
-from tests.components.conftest import model_uri  # noqa: F401 (a real export, built once per session)
-from tests.models.conftest import transformed  # noqa: F401
+from tests.components.conftest import configured_data, model_uri, transformed  # noqa: F401 (a real export, once)
 from tests.tools.standins.saved_models import upload_folder
 from tools.standins.fixtures import TF_SERVING_IMAGE, VertexStandins
 
