@@ -16,9 +16,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import requests
 from google.cloud import aiplatform
 
+from tests.tools.standins.pipeline_jobs import run_pipeline_job
 from tools.refresh_golden import golden_path
 from tools.rehearsal.cloud import LocalCloud
 from tools.standins.fixtures import aiplatform_configured
@@ -83,22 +83,15 @@ def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalCloud
 
 
 def run(cloud: LocalCloud, spec: dict[str, Any], job_id: str) -> dict[str, Any]:
-    """Creates the job through the REST API (the SDK's submit would first look for the pipeline
-    root's bucket at the real Cloud Storage); returns its tasks as the SDK reads them."""
-    response = requests.post(
-        f"{cloud.vertex_url}/v1/projects/{PROJECT}/locations/{REGION}/pipelineJobs",
-        params={"pipelineJobId": job_id},
-        json={
-            "displayName": "taxi-tips",
-            "pipelineSpec": spec,
-            "runtimeConfig": {"gcsOutputDirectory": PIPELINE_ROOT},
-            "serviceAccount": SERVICE_ACCOUNT,
-        },
-        timeout=30,
+    tasks = run_pipeline_job(
+        cloud,
+        spec,
+        job_id,
+        project=PROJECT,
+        region=REGION,
+        pipeline_root=PIPELINE_ROOT,
+        service_account=SERVICE_ACCOUNT,
     )
-    assert response.status_code == 200, response.text
-    cloud.pipelines.wait(timeout=300)
-    tasks = {task.task_name: task for task in aiplatform.PipelineJob.get(job_id).task_details}
     failed = {name: task.error.message for name, task in tasks.items() if task.state.name == "FAILED"}
     assert failed == {}
     return tasks

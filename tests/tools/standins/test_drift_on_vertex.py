@@ -20,11 +20,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 import tensorflow_data_validation as tfdv
 from google.cloud import aiplatform
 
 from pipeline.paths import REPO_ROOT
+from tests.tools.standins.pipeline_jobs import run_pipeline_job
 from tools.refresh_golden import golden_path
 from tools.rehearsal.cloud import LocalCloud
 from tools.standins.fixtures import aiplatform_configured
@@ -128,21 +128,15 @@ def cloud(tmp_path_factory: pytest.TempPathFactory, statistics: dict[str, bytes]
 
 
 def run(cloud: LocalCloud, spec: dict[str, Any], job_id: str) -> dict[str, Any]:
-    """Creates the job through the REST API; returns its tasks as the SDK reads them."""
-    response = requests.post(
-        f"{cloud.vertex_url}/v1/projects/{PROJECT}/locations/{REGION}/pipelineJobs",
-        params={"pipelineJobId": job_id},
-        json={
-            "displayName": "taxi-tips",
-            "pipelineSpec": spec,
-            "runtimeConfig": {"gcsOutputDirectory": PIPELINE_ROOT},
-            "serviceAccount": SERVICE_ACCOUNT,
-        },
-        timeout=30,
+    return run_pipeline_job(
+        cloud,
+        spec,
+        job_id,
+        project=PROJECT,
+        region=REGION,
+        pipeline_root=PIPELINE_ROOT,
+        service_account=SERVICE_ACCOUNT,
     )
-    assert response.status_code == 200, response.text
-    cloud.pipelines.wait(timeout=300)
-    return {task.task_name: task for task in aiplatform.PipelineJob.get(job_id).task_details}
 
 
 def test_a_broken_label_is_stopped_at_the_gate_on_vertex(cloud: tuple[LocalCloud, str]) -> None:
