@@ -105,9 +105,12 @@ def run_pipeline_command(repo: Path, *args: str) -> None:
 
 @pytest.fixture(scope="module", params=[PLANS, CHURN], ids=lambda adaptation: adaptation.pipeline_name)
 def adapted(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Adapted:
-    """A copy of the template after the README's steps 1 to 6 for one dataset."""
     adaptation: Adaptation = request.param
-    work = tmp_path_factory.mktemp(adaptation.pipeline_name)
+    return adapt(adaptation, tmp_path_factory.mktemp(adaptation.pipeline_name))
+
+
+def adapt(adaptation: Adaptation, work: Path) -> Adapted:
+    """A copy of the template in `work`/repo after the README's steps 1 to 6 for one dataset."""
     repo = work / "repo"
     template_files = copy_template(repo)
     data = write_csv(work / "data", adaptation.generate(np.random.default_rng(SEED), ROWS))

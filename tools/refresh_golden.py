@@ -23,13 +23,17 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from pipeline.config import load_config
 from pipeline.paths import REPO_ROOT
 from runners import errors
 
 GOLDEN_DIR = REPO_ROOT / "tests" / "example" / "golden"
 ENVIRONMENTS = ("dev", "prod")
-# Same digest in both: the image promoted from dev to prod is the one that was tested.
-TEST_IMAGE = "us-central1-docker.pkg.dev/my-tfx-dev/pipelines/taxi-tips@sha256:" + "0123456789abcdef" * 4
+# Named after the configured pipeline, as `make image` names it; the same digest in both
+# environments: the image promoted from dev to prod is the one that was tested.
+TEST_IMAGE = (
+    f"us-central1-docker.pkg.dev/my-tfx-dev/pipelines/{load_config().pipeline_name}@sha256:" + "0123456789abcdef" * 4
+)
 
 _FINGERPRINT = re.compile(r'("source_fingerprint": ")[0-9a-f]{16}(")')
 _FINGERPRINT_PARAMETER = "source_fingerprint"

@@ -46,7 +46,7 @@ class SubmitResult:
 
 
 def new_job_id(pipeline_name: str, config_name: str, now: dt.datetime | None = None) -> str:
-    """'taxi-tips-vertex-dev-20261127-153000-1a2b': unique per submission, valid as a job ID."""
+    """'my-pipeline-vertex-dev-20261127-153000-1a2b': unique per submission, valid as a job ID."""
     stamp = (now or dt.datetime.now(dt.timezone.utc)).strftime("%Y%m%d-%H%M%S")
     return f"{pipeline_name}-{config_name}-{stamp}-{secrets.token_hex(2)}"[:128]
 

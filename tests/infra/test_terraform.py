@@ -583,7 +583,7 @@ def test_names_come_from_the_pipeline_name_variable() -> None:
     (validation,) = variables()["pipeline_name"]["validation"]
     assert "default" not in variables()["pipeline_name"]
     assert re.fullmatch(validation["condition"].split('"')[1], PIPELINE_NAME)
-    assert "taxi" not in text_of_all_files()
+    assert PIPELINE_NAME not in text_of_all_files()
     for example in ("dev", "prod"):
         text = (INFRA / f"{example}.tfvars.example").read_text()
         assert re.search(r'^pipeline_name\s+= "" # required: pipeline_name in configs/base.yaml$', text, re.M)

@@ -209,8 +209,8 @@ def test_unknown_environment_lists_the_known_ones() -> None:
             "runner.schedule.max_concurrent_runs: input should be greater",
         ),
         (
-            "runner: {image: 'gcr.io/p/taxi:latest'}\n",
-            "runner.image: image 'gcr.io/p/taxi:latest' is given by tag ':latest'",
+            "runner: {image: 'gcr.io/p/my-model:latest'}\n",
+            "runner.image: image 'gcr.io/p/my-model:latest' is given by tag ':latest'",
         ),
         ("runner: {dataflow: {max_workers: 0}}\n", "runner.dataflow.max_workers: input should be greater than 0"),
         (
@@ -231,7 +231,7 @@ def test_unknown_environment_lists_the_known_ones() -> None:
             "runner.training.accelerator_type: expected an accelerator type",
         ),
         (
-            "data: {path: /data/taxi}\n",
+            "data: {path: /data/my-data}\n",
             "data.path: runner 'vertex' reads it from Google Cloud, expected a gs:// folder",
         ),
         (

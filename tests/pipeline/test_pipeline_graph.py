@@ -102,7 +102,7 @@ def test_example_gen_reads_the_configured_data(built) -> None:
         assert example_gen_input(pipeline) == Path(config.data.path).expanduser().resolve()
 
 
-def test_without_a_data_path_the_data_is_the_taxi_sample_inside_tfx(tmp_path: Path) -> None:
+def test_without_a_data_path_the_data_is_the_example_sample_inside_tfx(tmp_path: Path) -> None:
     config = load_config(overrides={"runner.output_dir": str(tmp_path), "data.path": None})
     input_base = example_gen_input(tfx_pipeline.create_pipeline(config))
     assert input_base == example_data_dir()

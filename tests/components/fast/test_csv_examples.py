@@ -19,7 +19,7 @@ ROWS = [
     '2,,0.1,2.5,"Cab, Inc.",99999999999999999999,8,4\n',
     "3,7,,3,,2, 9,\n",
     '4,-2,1e3,4,"two\nlines",3,10,\n',
-    "5,0,-0.0,5,Taxi Affiliation Services,4,11,6\n",
+    "5,0,-0.0,5,Yellow Cab Services,4,11,6\n",
 ]
 
 

@@ -268,9 +268,9 @@ def test_secret_patterns_catch_planted_secrets() -> None:
 @pytest.mark.parametrize(
     ("image", "message"),
     [
-        ("us-central1-docker.pkg.dev/my-tfx-dev/pipelines/taxi-tips:latest", "is given by tag ':latest'"),
-        ("us-central1-docker.pkg.dev/my-tfx-dev/pipelines/taxi-tips:v1", "is given by tag ':v1'"),
-        ("us-central1-docker.pkg.dev/my-tfx-dev/pipelines/taxi-tips@sha256:abc", "has no valid sha256 digest"),
+        ("us-central1-docker.pkg.dev/my-tfx-dev/pipelines/my-pipeline:latest", "is given by tag ':latest'"),
+        ("us-central1-docker.pkg.dev/my-tfx-dev/pipelines/my-pipeline:v1", "is given by tag ':v1'"),
+        ("us-central1-docker.pkg.dev/my-tfx-dev/pipelines/my-pipeline@sha256:abc", "has no valid sha256 digest"),
     ],
 )
 def test_image_without_digest_is_refused(image: str, message: str, tmp_path: Path, capsys) -> None:

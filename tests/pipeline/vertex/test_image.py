@@ -12,9 +12,9 @@ DIGEST = "sha256:" + "a1" * 32
 @pytest.mark.parametrize(
     "image",
     [
-        f"us-central1-docker.pkg.dev/my-project/pipelines/taxi-tips@{DIGEST}",
-        f"gcr.io/my-project/taxi-tips@{DIGEST}",
-        f"localhost:5000/team/taxi_tips@{DIGEST}",
+        f"us-central1-docker.pkg.dev/my-project/pipelines/my-pipeline@{DIGEST}",
+        f"gcr.io/my-project/my-pipeline@{DIGEST}",
+        f"localhost:5000/team/my_pipeline@{DIGEST}",
         f"europe-docker.pkg.dev/p/repo/group/sub.name@{DIGEST}",
     ],
 )
@@ -33,8 +33,8 @@ def test_digest_references_are_accepted(image: str) -> None:
         ("us-central1-docker.pkg.dev/p/r/n@sha256:" + "a" * 63, "has no valid sha256 digest"),
         ("us-central1-docker.pkg.dev/p/r/n@sha256:" + "A" * 64, "has no valid sha256 digest"),
         ("us-central1-docker.pkg.dev/p/r/n@md5:" + "a" * 32, "has no valid sha256 digest"),
-        (f"taxi-tips@{DIGEST}", "does not start with a registry host"),
-        (f"library/taxi-tips@{DIGEST}", "does not start with a registry host"),
+        (f"my-pipeline@{DIGEST}", "does not start with a registry host"),
+        (f"library/my-pipeline@{DIGEST}", "does not start with a registry host"),
         (f"gcr.io/Project/Name@{DIGEST}", "invalid repository path"),
     ],
 )

@@ -38,7 +38,7 @@ def test_local_runs_only_smoke_test() -> None:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("registry: {model_id: Taxi}\n", "env.yaml: registry.model_id: expected a model ID: a letter"),
+        ("registry: {model_id: Plans}\n", "env.yaml: registry.model_id: expected a model ID: a letter"),
         ("endpoint: {endpoint_id: '0123'}\n", "env.yaml: endpoint.endpoint_id: expected an endpoint ID"),
         ("endpoint: {endpoint_id: ab_c}\n", "env.yaml: endpoint.endpoint_id: expected an endpoint ID"),
         ("endpoint: {min_replicas: 3, max_replicas: 2}\n", "env.yaml: endpoint: max_replicas (2) is below min"),
