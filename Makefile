@@ -30,7 +30,7 @@ quote = '$(subst ','\'',$(1))'
 RUN_ARGS := --config $(call quote,$(CONFIG)) $(if $(DATA),--data $(call quote,$(DATA))) \
   $(if $(OUT),--output-dir $(call quote,$(OUT))) $(if $(VERBOSE),--verbose) $(if $(WAIT),--wait-for-lock)
 
-.PHONY: help setup lock run-local test test-tools test-rest lint bench clean
+.PHONY: help setup lock run-local test test-tools test-rest fork-check lint bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -81,6 +81,9 @@ test-tools: setup
 
 test-rest: setup
 	$(PY) -m pytest --ignore=tests/tools
+
+fork-check: setup ## Adapt copies of the template to two generated datasets and run the whole suite in each (about 45 min)
+	MAKE_IT_YOURS_SUITE=full $(PY) -m pytest tests/test_make_it_yours.py
 
 lint: setup ## Check style with ruff
 	$(PY) -m ruff check .

@@ -12,6 +12,7 @@ the template's small network reaches an AUC clearly above the blessing bar and c
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import textwrap
 from collections.abc import Callable, Mapping
@@ -36,6 +37,7 @@ class Adaptation:
     generate: Callable[[np.random.Generator, int], Columns]
     task: Task
     label_py: str  # models/label.py
+    label_column: str  # the column models/label.py computes the label from
     # models/features.py, by encoding (models/preprocessing.py):
     numeric: tuple[str, ...]  # non-negative amounts: log1p, then z-score
     buckets: tuple[str, ...]  # any numbers: quantile buckets
@@ -43,6 +45,10 @@ class Adaptation:
     integer_ranges: Mapping[str, tuple[int, int]]  # integer codes with a known range
     evaluation: Mapping[str, Any]  # the `evaluation` section of configs/base.yaml
     smoke_instances_json: str  # configs/smoke_instances.json
+    label_cases: tuple[tuple[Any, int], ...]  # (a value of the label column, its class index), for its example test
+    # Text categories whose share of each value may move by at most this much (L-infinity) between
+    # the data of the current model and new data (docs/data-validation.md).
+    drift_thresholds: Mapping[str, float] = dataclasses.field(default_factory=dict)
 
     @property
     def smoke_instances(self) -> list[dict[str, Any]]:
@@ -138,6 +144,34 @@ def label_module(doc: str, task: str, column: str, compute: str, imports: str = 
     )
 
 
+def example_test(adaptation: Adaptation) -> str:
+    """tests/example/test_<name>.py: the dataset's own tests, in place of the taxi example's."""
+    column = adaptation.label_column
+    values = [value for value, _ in adaptation.label_cases]
+    indices = [index for _, index in adaptation.label_cases]
+    return textwrap.dedent(
+        f'''\
+        """The {adaptation.pipeline_name} example's own tests: its name and its label."""
+
+        import numpy as np
+        import pytest
+
+        from models import label
+        from pipeline.config import load_config
+
+        pytestmark = pytest.mark.example
+
+
+        def test_the_pipeline_is_{adaptation.pipeline_name.replace("-", "_")}() -> None:
+            assert load_config().pipeline_name == "{adaptation.pipeline_name}"
+
+
+        def test_the_label_is_the_class_of_the_{column}_column() -> None:
+            assert label.compute({{"{column}": np.array({values!r})}}).tolist() == {indices!r}
+        '''
+    )
+
+
 def features_module(adaptation: Adaptation) -> str:
     """models/features.py: the template's file with the dataset's columns in its four lists."""
     return textwrap.dedent(
@@ -176,7 +210,8 @@ def features_module(adaptation: Adaptation) -> str:
 
 def curated_schema(proposal: str, adaptation: Adaptation) -> str:
     """The README's curation of `make schema`'s proposal: the integer categories' ranges, no negative
-    amounts, a tolerated share of unknown text categories, and a header saying where it came from."""
+    amounts, a tolerated share of unknown text categories, drift thresholds, and a header saying
+    where it came from."""
     schema = text_format.Parse(proposal, schema_pb2.Schema())
     for feature in schema.feature:
         if feature.name in adaptation.integer_ranges:
@@ -187,6 +222,8 @@ def curated_schema(proposal: str, adaptation: Adaptation) -> str:
             feature.int_domain.min = 0
         if feature.name in adaptation.vocabulary:
             feature.distribution_constraints.min_domain_mass = 0.99
+        if feature.name in adaptation.drift_thresholds:
+            feature.drift_comparator.infinity_norm.threshold = adaptation.drift_thresholds[feature.name]
     header = f"# The curated schema of the {adaptation.pipeline_name} data: `make schema`'s proposal, reviewed.\n"
     return header + text_format.MessageToString(schema)
 
@@ -202,6 +239,8 @@ PLANS = Adaptation(
         'class_index(TASK, columns["plan"])',
         imports="Task, class_index",
     ),
+    label_column="plan",
+    label_cases=(("premium", 2), ("basic", 0), ("plus", 1)),
     numeric=("monthly_spend", "data_gb", "tenure_months"),
     buckets=("balance_change",),
     vocabulary=("region",),
@@ -231,6 +270,9 @@ CHURN = Adaptation(
         "churned",
         'columns["churned"]',
     ),
+    label_column="churned",
+    label_cases=((0, 0), (1, 1), (1, 1)),
+    drift_thresholds={"contract": 0.1},
     numeric=("age", "monthly_charges", "last_login_days"),
     buckets=(),
     vocabulary=("contract", "payment_method"),

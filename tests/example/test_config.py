@@ -6,10 +6,12 @@ what the pipeline makes of them: tests/pipeline/test_config.py.
 """
 
 import json
+import re
 
 import pytest
 
 from pipeline.config import load_config
+from pipeline.paths import REPO_ROOT
 from tests.pipeline.expected import vertex_config
 
 pytestmark = pytest.mark.example
@@ -35,6 +37,16 @@ def test_the_example_has_eight_smoke_instances_of_taxi_trips() -> None:
     instances = json.loads(config.serving_instances_path.read_text())
     assert len(instances) == 8
     assert {"fare", "trip_start_hour", "payment_type", "company"} <= set(instances[0])
+
+
+def test_the_readmes_predict_request_sends_the_first_two_smoke_instances() -> None:
+    """The body the README shows for calling the endpoint (the rehearsal sends the smoke instances so:
+    tests/tools/rehearsal/test_rehearsal.py)."""
+    readme = (REPO_ROOT / "README.md").read_text()
+    match = re.search(r"<!-- predict-request -->\s*```json\n(.*?)```", readme, re.DOTALL)
+    assert match, "README.md: the predict request example is missing"
+    instances = json.loads(load_config().serving_instances_path.read_text())
+    assert json.loads(match.group(1)) == {"instances": instances[:2]}
 
 
 @pytest.mark.parametrize("env", ["dev", "prod"])

@@ -6,6 +6,7 @@ The same checks derived from any configuration: tests/pipeline/.
 """
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 import tensorflow_model_analysis as tfma
@@ -14,6 +15,7 @@ from pipeline import pipeline as tfx_pipeline
 from pipeline.config import load_config
 from pipeline.data import example_data_dir
 from tests.pipeline.expected import DRIFT_STEPS, schema_sets_drift_thresholds
+from tools.refresh_golden import ENVIRONMENTS
 
 pytestmark = pytest.mark.example
 
@@ -60,3 +62,10 @@ def test_the_taxi_schema_sets_drift_thresholds_so_the_example_checks_drift(built
     thresholds = tfx_pipeline.drift_thresholds(config)
     # The label's source columns among them.
     assert {"tips", "fare"} <= {comparator.path.step[0] for comparator in thresholds.default_slice_config.feature}
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_the_compiled_spec_is_the_taxi_pipeline(env: str, example_specs: dict[str, dict[str, Any]]) -> None:
+    spec = example_specs[env]
+    assert spec["pipelineSpec"]["pipelineInfo"]["name"] == "taxi-tips"
+    assert spec["runtimeConfig"]["gcsOutputDirectory"] == f"gs://my-tfx-{env}-pipelines/taxi-tips"

@@ -30,8 +30,16 @@ CHECKOUT = "actions/checkout"
 PLACEHOLDER_DIGEST = re.compile(r"@sha256:[0-9a-f]{64}$")
 
 
-def test_the_three_workflows_exist() -> None:
-    assert set(WORKFLOWS) == {"ci.yaml", "train.yaml", "promote.yaml"}
+def test_the_four_workflows_exist() -> None:
+    assert set(WORKFLOWS) == {"ci.yaml", "train.yaml", "promote.yaml", "fork-check.yaml"}
+
+
+def test_fork_check_runs_weekly_or_by_hand_without_credentials() -> None:
+    workflow = WORKFLOWS["fork-check.yaml"]
+    assert set(triggers(workflow)) == {"schedule", "workflow_dispatch"}
+    (job,) = jobs(workflow).values()
+    assert job["permissions"] == {"contents": "read"}
+    assert "make fork-check" in [step.get("run") for step in steps(job)]
 
 
 def test_ci_runs_on_every_push_and_pull_request() -> None:

@@ -4,7 +4,9 @@ is evaluated against the first run's blessed model, promoted and rolled back; ba
 at the gate and registers nothing.
 
 Everything goes through the project's own commands (`python -m pipeline compile|submit|promote`)
-and the real SDKs, against `LocalCloud`. The runs take a few minutes each.
+and the real SDKs, against `LocalCloud`. The runs take a few minutes each. The data is the
+configured data (`data.path`), the names are configs/vertex-dev.yaml's and the bad data breaks a
+text category of the curated schema, so that this holds in a fork.
 """
 
 from __future__ import annotations
@@ -12,7 +14,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,8 +24,11 @@ import requests
 import tensorflow as tf
 from google.cloud import aiplatform
 
-from pipeline.data import example_data_dir
+from models.label import TASK
+from pipeline.data import csv_files
 from pipeline.paths import REPO_ROOT
+from tests.pipeline.expected import vertex_config
+from tests.runners.columns import UNLISTED_VALUE, text_category
 from tools.rehearsal.findings import checks, collect, file_digests, served_model_folder
 from tools.rehearsal.rehearsal import Rehearsal
 from tools.standins.fixtures import aiplatform_configured
@@ -33,12 +37,15 @@ pytestmark = pytest.mark.e2e
 
 SUCCEEDED = "PIPELINE_STATE_SUCCEEDED"
 FAILED = "PIPELINE_STATE_FAILED"
-MODEL_ID = "taxi-tips"
-ENDPOINT_ID = "taxi-tips-dev"
+CONFIG = vertex_config("dev")
+MODEL_ID = CONFIG.registry.model_id if CONFIG.registry else None
+ENDPOINT_ID = CONFIG.endpoint.endpoint_id if CONFIG.endpoint else None
 
 
 @pytest.fixture(scope="module")
 def rehearsal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rehearsal]:
+    if MODEL_ID is None or ENDPOINT_ID is None:
+        pytest.fail("configs/vertex-dev.yaml: the rehearsal registers and serves: it needs `registry` and `endpoint`")
     log = io.StringIO()
     with Rehearsal("dev", tmp_path_factory.mktemp("rehearsal"), out=log) as rehearsal:
         rehearsal.bootstrap()
@@ -88,30 +95,26 @@ def model_outputs(model: Any, instances: list[dict[str, Any]]) -> np.ndarray:
     signature = model.signatures["serving_default"]
     specs = signature.structured_input_signature[1]
     columns = {key: tf.constant([row[key] for row in instances], spec.dtype) for key, spec in specs.items()}
-    return signature(**columns)["probabilities"].numpy()
+    return signature(**columns)[TASK.output_key].numpy()
 
 
-def readme_request_body() -> dict[str, Any]:
-    """The request body the README shows for calling the endpoint."""
-    readme = (REPO_ROOT / "README.md").read_text()
-    match = re.search(r"<!-- predict-request -->\s*```json\n(.*?)```", readme, re.DOTALL)
-    assert match, "README.md: the predict request example is missing"
-    return json.loads(match.group(1))
-
-
-def write_data(folder: Path, *, extra_trips: int = 0, payment_type: str | None = None) -> Path:
-    """The taxi sample, plus `extra_trips` of its trips again in a second file (new data arrived), or
-    with every fifth trip paid with `payment_type`."""
+def write_data(rehearsal_data: Path, folder: Path, *, extra_rows: int = 0, unlisted_every: int = 0) -> Path:
+    """The data the rehearsal started with (the configured data), plus `extra_rows` of its rows again
+    in a second file (new data arrived), or with a value outside the schema's list in a text
+    category's every `unlisted_every`-th row."""
     folder.mkdir(parents=True, exist_ok=True)
-    with (example_data_dir() / "data.csv").open(newline="") as source:
-        rows = list(csv.DictReader(source))
-    if payment_type:
+    rows = []
+    for file in csv_files(rehearsal_data):
+        with file.open(newline="", encoding="utf-8-sig") as source:
+            rows.extend(csv.DictReader(source))
+    if unlisted_every:
+        column = text_category().name
         for index, row in enumerate(rows):
-            if index % 5 == 0:
-                row["payment_type"] = payment_type
+            if index % unlisted_every == 0:
+                row[column] = UNLISTED_VALUE
     files = {"data.csv": rows}
-    if extra_trips:
-        files["new-trips.csv"] = rows[:extra_trips]
+    if extra_rows:
+        files["new-rows.csv"] = rows[:extra_rows]
     for name, content in files.items():
         with (folder / name).open("w", newline="") as target:
             writer = csv.DictWriter(target, fieldnames=list(rows[0]))
@@ -156,8 +159,9 @@ def test_runs_register_models_that_the_endpoint_serves_and_promotion_moves_them(
         endpoint = aiplatform.Endpoint(ENDPOINT_ID)
         answer = endpoint.predict(instances=instances)
     np.testing.assert_allclose(np.array(answer.predictions), model_outputs(served, instances), rtol=1e-5)
-    # The README's request body, sent as it is, gets one probability per instance.
-    body = readme_request_body()
+    # A request body as clients send it over REST (the README's example: tests/example/) gets one
+    # answer per instance.
+    body = {"instances": instances}
     runner = rehearsal.runner
     endpoint_name = f"projects/{runner.project}/locations/{runner.region}/endpoints/{ENDPOINT_ID}"
     url = f"{rehearsal.cloud.vertex_url}/v1/{endpoint_name}:predict"
@@ -167,8 +171,8 @@ def test_runs_register_models_that_the_endpoint_serves_and_promotion_moves_them(
     assert rehearsal.promote("finish") == 0
     assert registry(rehearsal).aliases["production"] == candidate
 
-    # 3. New trips arrive: the second run evaluates its model against the first run's blessed one.
-    rehearsal.upload_data(write_data(tmp_path / "more", extra_trips=300))
+    # 3. New rows arrive: the second run evaluates its model against the first run's blessed one.
+    rehearsal.upload_data(write_data(rehearsal.data, tmp_path / "more", extra_rows=300))
     second = rehearsal.submit()
     assert second.exit_code == 0, rehearsal.out.getvalue()[-4000:]
     evaluator = tasks_of(rehearsal.job(second.job_id))["Evaluator"]
@@ -191,7 +195,8 @@ def test_runs_register_models_that_the_endpoint_serves_and_promotion_moves_them(
 
 def test_bad_data_fails_the_run_at_the_gate_and_registers_nothing(rehearsal: Rehearsal, tmp_path: Path) -> None:
     before = registered_versions(rehearsal)
-    rehearsal.upload_data(write_data(tmp_path / "bad", payment_type="Mobile"))
+    category = text_category()
+    rehearsal.upload_data(write_data(rehearsal.data, tmp_path / "bad", unlisted_every=category.breaking_every))
 
     run = rehearsal.submit()
 
@@ -203,6 +208,6 @@ def test_bad_data_fails_the_run_at_the_gate_and_registers_nothing(rehearsal: Reh
     assert gate.state.name == "FAILED"
     assert "exited with a non-zero status" in gate.error.message
     (finding,) = [f for f in collect(rehearsal.cloud, job) if f.name == "ValidationGate"]
-    assert "payment_type" in Path(finding.logs[-1]).read_text()
+    assert category.name in Path(finding.logs[-1]).read_text()
     assert {"Transform", "Trainer", "ModelRegistration", "Pusher"}.isdisjoint(tasks_of(job))
     assert registered_versions(rehearsal) == before

@@ -1,6 +1,6 @@
 """Tiny real SavedModels for tests that deploy models to the fake Vertex AI endpoint.
 
-Each model has the two serving signatures of the taxi model (models/serving.py):
+Each model has the two serving signatures of the pipeline's model (models/serving.py):
 ``serving_default`` takes one tensor per raw feature (shape [None]), ``serving_examples`` takes
 serialized ``tf.Example`` strings; both answer ``{"probabilities": [batch, 1]}``. Variants make the
 mistakes a real export can make: ``serving_default`` taking serialized examples, an op that fails

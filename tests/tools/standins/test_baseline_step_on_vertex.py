@@ -5,7 +5,7 @@ pipeline jobs at Google's host names through the stand-ins' network.
 Trainer, Evaluator and ModelRegistration are placeholders here (their outputs are recorded with the
 URIs the service generates); BaselineModel is the step of tests/example/golden/dev.json.
 The first run finds nothing registered; after its model is registered, the second run's Evaluator
-gets that model's own URI as `baseline_model`.
+gets that model's own URI as `baseline_model`. The names are configs/vertex-dev.yaml's.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from google.cloud import aiplatform
 
+from tests.pipeline.expected import vertex_config
 from tests.tools.standins.pipeline_jobs import run_pipeline_job
 from tools.refresh_golden import golden_path
 from tools.rehearsal.cloud import LocalCloud
@@ -25,7 +26,10 @@ from tools.standins.fixtures import aiplatform_configured
 
 PROJECT = "my-tfx-dev"
 REGION = "us-central1"
-PIPELINE_ROOT = "gs://my-tfx-dev-pipelines/taxi-tips"
+CONFIG = vertex_config("dev")
+PIPELINE_ROOT = f"gs://my-tfx-dev-pipelines/{CONFIG.pipeline_name}"
+FIRST_JOB = f"{CONFIG.pipeline_name}-vertex-dev-20261130-030000-aa11"
+SECOND_JOB = f"{CONFIG.pipeline_name}-vertex-dev-20261201-030000-bb22"
 SERVICE_ACCOUNT = "tfx-pipelines@my-tfx-dev.iam.gserviceaccount.com"
 SERVING_IMAGE = "us-docker.pkg.dev/vertex-ai/prediction/tf2-cpu.2-15:latest"
 BASELINE = "BaselineModel"
@@ -77,7 +81,7 @@ def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalCloud
     state = tmp_path_factory.mktemp("cloud")
     with LocalCloud(state / "cloud", PROJECT, REGION) as cloud:
         cloud.network.storage.create_bucket("my-tfx-dev-pipelines", project=PROJECT, location=REGION)
-        image = cloud.push_pipeline_image(f"{REGION}-docker.pkg.dev/{PROJECT}/pipelines/taxi-tips")
+        image = cloud.push_pipeline_image(f"{REGION}-docker.pkg.dev/{PROJECT}/pipelines/{CONFIG.pipeline_name}")
         with aiplatform_configured(api_endpoint=cloud.vertex_url, project=PROJECT, location=REGION):
             yield cloud, spec_with_the_compiled_baseline_step(image)
 
@@ -99,7 +103,9 @@ def run(cloud: LocalCloud, spec: dict[str, Any], job_id: str) -> dict[str, Any]:
 
 def test_the_compiled_step_hands_the_registered_model_to_the_evaluator(cloud: tuple[LocalCloud, dict]) -> None:
     local_cloud, spec = cloud
-    first = run(local_cloud, spec, "taxi-tips-vertex-dev-20261130-030000-aa11")
+    assert CONFIG.registry is not None, "configs/vertex-dev.yaml: no registry, so no BaselineModel step"
+    model_id = CONFIG.registry.model_id
+    first = run(local_cloud, spec, FIRST_JOB)
 
     # Nothing registered yet: an empty output, marked, at the URI the service generated.
     (marker,) = first["Evaluator"].inputs["baseline_model"].artifacts
@@ -108,16 +114,16 @@ def test_the_compiled_step_hands_the_registered_model_to_the_evaluator(cloud: tu
     first_model = first["Trainer"].outputs["model"].artifacts[0].uri
 
     aiplatform.Model.upload(
-        model_id="taxi-tips",
-        display_name="taxi-tips",
-        artifact_uri=f"gs://my-tfx-dev-models/taxi-tips/{first['Trainer'].task_id}",
+        model_id=model_id,
+        display_name=model_id,
+        artifact_uri=f"gs://my-tfx-dev-models/{model_id}/{first['Trainer'].task_id}",
         serving_container_image_uri=SERVING_IMAGE,
-        labels={"blessed": "true", "pipeline_job": "taxi-tips-vertex-dev-20261130-030000-aa11"},
+        labels={"blessed": "true", "pipeline_job": FIRST_JOB},
     )
-    second = run(local_cloud, spec, "taxi-tips-vertex-dev-20261201-030000-bb22")
+    second = run(local_cloud, spec, SECOND_JOB)
 
     (baseline,) = second["Evaluator"].inputs["baseline_model"].artifacts
     assert baseline.uri == first_model != second["Trainer"].outputs["model"].artifacts[0].uri
     assert baseline.metadata["baseline_found"] == 1
-    assert baseline.metadata["registered_as"].endswith("taxi-tips@1 (run taxi-tips-vertex-dev-20261130-030000-aa11)")
+    assert baseline.metadata["registered_as"].endswith(f"{model_id}@1 (run {FIRST_JOB})")
     assert baseline.name == second[BASELINE].outputs["baseline_model"].artifacts[0].name

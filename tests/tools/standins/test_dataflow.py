@@ -32,7 +32,7 @@ REGION = "us-central1"
 BUCKET = "my-tfx-dev-pipelines"
 SUBMITTER = "pipeline-runner@my-tfx-dev.iam.gserviceaccount.com"
 WORKER_ACCOUNT = "tfx-dataflow@my-tfx-dev.iam.gserviceaccount.com"
-IMAGE_REPOSITORY = "us-central1-docker.pkg.dev/my-tfx-dev/pipelines/taxi-tips"
+IMAGE_REPOSITORY = "us-central1-docker.pkg.dev/my-tfx-dev/pipelines/my-pipeline"
 UNKNOWN_IMAGE = IMAGE_REPOSITORY + "@sha256:" + "0" * 64
 
 
@@ -42,8 +42,8 @@ def beam_args(image: str, *extra: str) -> list[str]:
         "--runner=DataflowRunner",
         f"--project={PROJECT}",
         f"--region={REGION}",
-        f"--temp_location=gs://{BUCKET}/taxi-tips/dataflow/tmp",
-        f"--staging_location=gs://{BUCKET}/taxi-tips/dataflow/staging",
+        f"--temp_location=gs://{BUCKET}/my-pipeline/dataflow/tmp",
+        f"--staging_location=gs://{BUCKET}/my-pipeline/dataflow/staging",
         f"--sdk_container_image={image}",
         f"--service_account_email={WORKER_ACCOUNT}",
         "--max_num_workers=4",
@@ -51,7 +51,7 @@ def beam_args(image: str, *extra: str) -> list[str]:
         "--disk_size_gb=50",
         "--subnetwork=regions/us-central1/subnetworks/dataflow",
         "--no_use_public_ips",
-        "--labels=app=taxi-tips",
+        "--labels=app=my-pipeline",
         "--labels=env=dev",
         *extra,
     ]
@@ -246,12 +246,12 @@ def test_request_carries_the_worker_settings(standins: Standins, jobs: dict[str,
     assert job.subnetwork == "regions/us-central1/subnetworks/dataflow"
     assert job.ip_configuration == "WORKER_IP_PRIVATE"
     assert (job.project, job.region) == (PROJECT, REGION)
-    assert job.temp_location.startswith(f"gs://{BUCKET}/taxi-tips/dataflow/tmp/{job.name}.")
-    assert job.temp_storage_prefix.startswith(f"storage.googleapis.com/{BUCKET}/taxi-tips/dataflow/tmp/")
-    assert job.staging_location.startswith(f"gs://{BUCKET}/taxi-tips/dataflow/staging/{job.name}.")
+    assert job.temp_location.startswith(f"gs://{BUCKET}/my-pipeline/dataflow/tmp/{job.name}.")
+    assert job.temp_storage_prefix.startswith(f"storage.googleapis.com/{BUCKET}/my-pipeline/dataflow/tmp/")
+    assert job.staging_location.startswith(f"gs://{BUCKET}/my-pipeline/dataflow/staging/{job.name}.")
     assert job.pipeline_url == f"{job.staging_location}/pipeline.pb"
     assert (job.machine_type, job.max_workers, job.disk_size_gb) == ("n1-standard-4", 4, 50)
-    assert job.labels == {"app": "taxi-tips", "env": "dev"}
+    assert job.labels == {"app": "my-pipeline", "env": "dev"}
     assert {"use_runner_v2", "use_portable_job_submission"} <= set(job.experiments)
     assert job.job_type == "JOB_TYPE_BATCH"
     assert job.submitted_by == SUBMITTER
@@ -357,8 +357,8 @@ JOBS_PATH = f"{PROJECT}/locations/{REGION}/jobs"
 @pytest.mark.parametrize(
     ("change", "cause"),
     [
-        (lambda b: b.update(name="Taxi_Tips"), "Invalid job name 'Taxi_Tips'"),
-        (lambda b: b.update(labels={"App": "taxi-tips"}), "Invalid label key 'App'"),
+        (lambda b: b.update(name="My_Pipeline"), "Invalid job name 'My_Pipeline'"),
+        (lambda b: b.update(labels={"App": "my-pipeline"}), "Invalid label key 'App'"),
         (lambda b: b.update(labels={"env": "Dev"}), "Invalid value 'Dev' for label 'env'"),
         (lambda b: b.update(location="europe-west1"), "does not match the location us-central1"),
         (lambda b: b["environment"].update(serviceAccountEmail="tfx-dataflow"), "Invalid service account email"),

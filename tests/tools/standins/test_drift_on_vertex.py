@@ -6,8 +6,11 @@ pipeline jobs and Cloud Storage at Google's host names through the stand-ins' ne
 StatisticsGen, SchemaGen and ExampleValidator are placeholders that point their outputs at
 statistics, the curated schema and empty anomalies uploaded beforehand (as an executor may, see
 test_executor_output_uri.py); Transform is a placeholder that only shows whether the gate let the
-run through. The first run has no baseline; after its model is registered, a second run whose every
-`tips` value is 5.0 is stopped at the gate, before Transform.
+run through. The first run has no baseline; after its model is registered, a second run whose
+drift-checked column (the first feature of the curated schema with a `drift_comparator`) holds one
+value in every row is stopped at the gate, before Transform. Names and thresholds come from
+configs/ and schema/, so that this holds in a fork; without drift thresholds in the schema there is
+no drift check to run.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 import copy
 import csv
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,6 +28,8 @@ import tensorflow_data_validation as tfdv
 from google.cloud import aiplatform
 
 from pipeline.paths import REPO_ROOT
+from tests.pipeline.expected import curated_schema, schema_sets_drift_thresholds, vertex_config
+from tests.runners.columns import rarest_value, read_table
 from tests.tools.standins.pipeline_jobs import run_pipeline_job
 from tools.refresh_golden import golden_path
 from tools.rehearsal.cloud import LocalCloud
@@ -32,13 +38,15 @@ from tools.standins.fixtures import aiplatform_configured
 PROJECT = "my-tfx-dev"
 REGION = "us-central1"
 BUCKET = "my-tfx-dev-pipelines"
-PIPELINE_ROOT = f"gs://{BUCKET}/taxi-tips"
+CONFIG = vertex_config("dev")
+MODEL_ID = CONFIG.registry.model_id if CONFIG.registry else None
+PIPELINE_ROOT = f"gs://{BUCKET}/{CONFIG.pipeline_name}"
 FIXTURES = f"gs://{BUCKET}/fixtures"
 SERVICE_ACCOUNT = "tfx-pipelines@my-tfx-dev.iam.gserviceaccount.com"
 SERVING_IMAGE = "us-docker.pkg.dev/vertex-ai/prediction/tf2-cpu.2-15:latest"
 COMPILED = ("BaselineStatistics", "DistributionValidator", "ValidationGate")
-FIRST_JOB = "taxi-tips-vertex-dev-20261130-030000-aa11"
-SECOND_JOB = "taxi-tips-vertex-dev-20261201-030000-bb22"
+FIRST_JOB = f"{CONFIG.pipeline_name}-vertex-dev-20261130-030000-aa11"
+SECOND_JOB = f"{CONFIG.pipeline_name}-vertex-dev-20261201-030000-bb22"
 SPLITS = '["train", "eval"]'
 
 # A placeholder step: its outputs point at the folders given as JSON in argv[2] (key -> uri, metadata).
@@ -94,19 +102,33 @@ def spec_with_the_compiled_drift_steps(image: str, statistics: str) -> dict[str,
     }
 
 
+def drift_checked() -> tuple[str, float]:
+    """The first feature the curated schema sets a drift threshold on, and that threshold."""
+    if not schema_sets_drift_thresholds(CONFIG) or MODEL_ID is None:
+        pytest.skip("no drift check is compiled: the curated schema sets no drift thresholds or there is no registry")
+    for feature in curated_schema(CONFIG).feature:
+        comparator = feature.drift_comparator
+        if comparator.HasField("jensen_shannon_divergence"):
+            return feature.name, comparator.jensen_shannon_divergence.threshold
+        if comparator.HasField("infinity_norm"):
+            return feature.name, comparator.infinity_norm.threshold
+    raise AssertionError("a drift_comparator without a threshold")
+
+
 @pytest.fixture(scope="module")
 def statistics(small_data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
     """Serialized statistics (TFDV, reading the CSV as TFX's own CsvExampleGen does on Vertex AI) of
-    the taxi trips, and of the same trips with every tips value 5.0."""
+    the configured data, and of the same rows with the drift-checked column's rarest value in every row."""
+    column, _ = drift_checked()
     work = tmp_path_factory.mktemp("drift-on-vertex")
     with (small_data_dir / "data.csv").open(newline="") as file:
         header, *rows = list(csv.reader(file))
-    at = header.index("tips")
+    at, value = header.index(column), rarest_value(read_table(small_data_dir), column)
     broken = work / "broken.csv"
     with broken.open("w", newline="") as file:
-        csv.writer(file).writerows([header] + [[*row[:at], "5.0", *row[at + 1 :]] for row in rows])
+        csv.writer(file).writerows([header] + [[*row[:at], value, *row[at + 1 :]] for row in rows])
     return {
-        "taxi": tfdv.generate_statistics_from_csv(str(small_data_dir / "data.csv")).SerializeToString(),
+        "data": tfdv.generate_statistics_from_csv(str(small_data_dir / "data.csv")).SerializeToString(),
         "broken": tfdv.generate_statistics_from_csv(str(broken)).SerializeToString(),
     }
 
@@ -122,7 +144,7 @@ def cloud(tmp_path_factory: pytest.TempPathFactory, statistics: dict[str, bytes]
                 storage.put_object(BUCKET, f"fixtures/{name}/Split-{split}/FeatureStats.pb", serialized)
                 storage.put_object(BUCKET, f"fixtures/anomalies/Split-{split}/SchemaDiff.pb", b"")  # none
         storage.put_object(BUCKET, "fixtures/schema/schema.pbtxt", (REPO_ROOT / "schema" / "schema.pbtxt").read_bytes())
-        image = cloud.push_pipeline_image(f"{REGION}-docker.pkg.dev/{PROJECT}/pipelines/taxi-tips")
+        image = cloud.push_pipeline_image(f"{REGION}-docker.pkg.dev/{PROJECT}/pipelines/{CONFIG.pipeline_name}")
         with aiplatform_configured(api_endpoint=cloud.vertex_url, project=PROJECT, location=REGION):
             yield cloud, image
 
@@ -141,7 +163,8 @@ def run(cloud: LocalCloud, spec: dict[str, Any], job_id: str) -> dict[str, Any]:
 
 def test_a_broken_label_is_stopped_at_the_gate_on_vertex(cloud: tuple[LocalCloud, str]) -> None:
     local_cloud, image = cloud
-    first = run(local_cloud, spec_with_the_compiled_drift_steps(image, f"{FIXTURES}/taxi"), FIRST_JOB)
+    column, threshold = drift_checked()
+    first = run(local_cloud, spec_with_the_compiled_drift_steps(image, f"{FIXTURES}/data"), FIRST_JOB)
 
     # Nothing registered yet: the comparison is skipped, and the gate says so.
     assert {name: task.state.name for name, task in first.items() if task.task_name in COMPILED} == dict.fromkeys(
@@ -154,9 +177,9 @@ def test_a_broken_label_is_stopped_at_the_gate_on_vertex(cloud: tuple[LocalCloud
     assert first["Transform"].state.name == "SUCCEEDED"
 
     aiplatform.Model.upload(
-        model_id="taxi-tips",
-        display_name="taxi-tips",
-        artifact_uri=f"gs://my-tfx-dev-models/taxi-tips/{first['StatisticsGen'].task_id}",
+        model_id=MODEL_ID,
+        display_name=MODEL_ID,
+        artifact_uri=f"gs://my-tfx-dev-models/{MODEL_ID}/{first['StatisticsGen'].task_id}",
         serving_container_image_uri=SERVING_IMAGE,
         labels={"blessed": "true", "pipeline_job": FIRST_JOB},
     )
@@ -164,15 +187,20 @@ def test_a_broken_label_is_stopped_at_the_gate_on_vertex(cloud: tuple[LocalCloud
 
     # The data of the registered model: the first run's StatisticsGen output, read from its task details.
     (baseline,) = second["DistributionValidator"].inputs["baseline_statistics"].artifacts
-    assert baseline.uri == first["StatisticsGen"].outputs["statistics"].artifacts[0].uri == f"{FIXTURES}/taxi"
-    assert baseline.metadata["data_of"].endswith(f"taxi-tips@1 (run {FIRST_JOB})")
+    assert baseline.uri == first["StatisticsGen"].outputs["statistics"].artifacts[0].uri == f"{FIXTURES}/data"
+    assert baseline.metadata["data_of"].endswith(f"{MODEL_ID}@1 (run {FIRST_JOB})")
     assert second["ValidationGate"].state.name == "FAILED"
     assert "Transform" not in second  # never started
     log = Path(second["ValidationGate"].error.message.rsplit("check the logs: ", 1)[1]).read_text()
     assert (
         "the data differs from the data the current model was trained on: 1 feature moved beyond the drift "
-        "thresholds of schema/schema.pbtxt (tips); the run stopped before Transform\n"
-        "  tips [train, eval vs the baseline's data]: the distribution moved by Jensen-Shannon divergence 1.00 "
-        "(allowed 0.3)\n"
-        "  compared with the data of projects/"
+        f"thresholds of schema/schema.pbtxt ({column}); the run stopped before Transform\n"
     ) in log
+    moved = re.search(
+        rf"\n  {re.escape(column)} \[train, eval vs the baseline's data\]: the distribution moved by "
+        r"(?:Jensen-Shannon divergence|L-infinity distance) ([\d.e-]+)(?:, most in the share of [^\n]+)? "
+        r"\(allowed ([\d.e-]+)\)\n  compared with the data of projects/",
+        log,
+    )
+    assert moved, log
+    assert float(moved[1]) > threshold == float(moved[2])

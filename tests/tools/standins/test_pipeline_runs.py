@@ -1,6 +1,6 @@
 """The Vertex stand-in executes submitted pipeline jobs: ExecutorInput, DAG order, cache, resolvers,
 failures, all read back through the real SDK. Containers here are small Python programs; the
-taxi pipeline itself runs in tests/tools/rehearsal."""
+pipeline itself runs in tests/tools/rehearsal."""
 
 from __future__ import annotations
 

@@ -27,7 +27,7 @@ from tools.standins.model_server import (
 )
 from tools.standins.serving_replicas import Replica, ReplicaFailed, ReplicaPool, serving_container
 
-NAME = "taxi-tips"
+NAME = "my-model"
 IMAGE = "us-central1-docker.pkg.dev/test-project/dockerhub/tensorflow/serving@sha256:" + "ab" * 32
 BUCKET = "models"
 FEATURES = {"fare": tf.float32, "company": tf.string}
@@ -42,7 +42,7 @@ CONTAINER_SPEC: dict[str, Any] = {
     "healthRoute": f"/v1/models/{NAME}",
 }
 NO_VERSION_WARNING = (
-    "No versions of servable taxi-tips found under base path {base}. "
+    "No versions of servable my-model found under base path {base}. "
     "Did you forget to name your leaf directory as a number (eg. '/1/')?"
 )
 
@@ -157,7 +157,7 @@ def test_serves_the_highest_numbered_version_under_the_base_path(bucket, pool, s
          + NO_VERSION_WARNING),
         ("nothing", "E tensorflow_serving/sources/storage_path/file_system_storage_path_source.cc:358] "
          "FileSystemStoragePathSource encountered a filesystem access error: Could not find base path {base} for "
-         "servable taxi-tips with error NOT_FOUND: The specified path {base} was not found."),
+         "servable my-model with error NOT_FOUND: The specified path {base} was not found."),
     ],
 )  # fmt: skip
 def test_without_a_version_folder_it_waits_and_never_becomes_healthy(

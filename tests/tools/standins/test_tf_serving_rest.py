@@ -15,9 +15,9 @@ import pytest
 from tools.standins import tf_serving_rest as rest
 from tools.standins.tf_serving_rest import ServingError, Signature
 
-TAXI = Signature(inputs={"fare": "DT_FLOAT", "company": "DT_STRING", "trip_seconds": "DT_INT64"})
+RAW_FEATURES = Signature(inputs={"fare": "DT_FLOAT", "company": "DT_STRING", "trip_seconds": "DT_INT64"})
 EXAMPLES = Signature(inputs={"examples": "DT_STRING"})
-SIGNATURES = {"serving_default": TAXI, "serving_examples": EXAMPLES}
+SIGNATURES = {"serving_default": RAW_FEATURES, "serving_examples": EXAMPLES}
 
 
 def parse(document: object, signatures: dict[str, Signature] | None = None) -> rest.PredictRequest:

@@ -48,7 +48,7 @@ class StagedImage:
 @pytest.fixture(scope="module")
 def staged_image(tmp_path_factory: pytest.TempPathFactory) -> StagedImage:
     digest, local = pipeline_image(tmp_path_factory.mktemp("pipeline-image"))
-    return StagedImage(f"us-central1-docker.pkg.dev/{PROJECT}/pipelines/taxi@{digest}", local)
+    return StagedImage(f"us-central1-docker.pkg.dev/{PROJECT}/pipelines/my-pipeline@{digest}", local)
 
 
 @pytest.fixture(scope="module")
@@ -456,7 +456,7 @@ LAUNCH_TRAINING_WITH_TFX = textwrap.dedent(
             service_account=os.environ["PIPELINE_SA"], image=os.environ["PIPELINE_IMAGE"],
             dataflow={"service_account": "dataflow@test-project.iam.gserviceaccount.com"}, training=training,
         )
-        config = vertex_trainer_config(runner, "taxi-tips")
+        config = vertex_trainer_config(runner, "my-pipeline")
         job_args = dict(config[vertex.TRAINING_ARGS_KEY])
         project = job_args.pop("project")  # as tfx...google_cloud_ai_platform.runner.start_cloud_training does
         client = training_clients.VertexJobClient(config[vertex.VERTEX_REGION_KEY])
@@ -511,10 +511,10 @@ def test_tfx_trainer_client_reaches_the_service_at_its_real_endpoint_through_the
     assert 'refused: Accelerator "NVIDIA_L4" is not supported for machine type "n1-standard-4".' in container.log_tail()
     assert f"final state JOB_STATE_SUCCEEDED {view.name}" in container.log_tail()
     assert (view.created_by, view.run_as) == (pipeline_sa, pipeline_sa)
-    assert view.display_name == "taxi-tips-trainer"
+    assert view.display_name == "my-pipeline-trainer"
     assert view.command[:3] == ["python", "-m", "tfx.scripts.run_executor"]
     assert (view.image_uri, view.machine_spec) == (staged_image.reference, {"machine_type": "n1-standard-4"})
     assert view.env == {"TF_USE_LEGACY_KERAS": "1"}
     assert view.labels["tfx_version"] == "1-16-0"  # TFX's own labels, next to the run's
-    assert view.labels["pipeline"] == "taxi-tips"
+    assert view.labels["pipeline"] == "my-pipeline"
     assert "Starting executor" in view.log_text

@@ -67,16 +67,16 @@ def upload(vertex_env: VertexStandins, saved_models: dict[str, Path]):
         version: int, *, labels: dict[str, str] | None = None, aliases: list[str] | None = None, model: str = ""
     ) -> aiplatform.Model:
         first = version == 1
-        artifacts = upload_folder(client, saved_models[model or str(version)], f"gs://models/taxi/{version}")
+        artifacts = upload_folder(client, saved_models[model or str(version)], f"gs://models/my-model/{version}")
         return aiplatform.Model.upload(
             serving_container_image_uri=TF_SERVING_IMAGE,
             artifact_uri=artifacts,
-            model_id="taxi" if first else None,
-            parent_model=None if first else "taxi",
+            model_id="my-model" if first else None,
+            parent_model=None if first else "my-model",
             is_default_version=first,
             version_aliases=aliases if aliases is not None else ["candidate"],
             labels=labels or {"blessed": "true"},
-            display_name="taxi",
+            display_name="my-model",
         )
 
     return upload_version
@@ -91,7 +91,8 @@ def container_error(error: exceptions.GoogleAPICallError) -> dict:
 
 
 def deploy(endpoint: aiplatform.Endpoint, version: str, split: dict[str, int]) -> None:
-    endpoint.deploy(model=aiplatform.Model("taxi", version=version), traffic_split=split, machine_type="n1-standard-2")
+    model = aiplatform.Model("my-model", version=version)
+    endpoint.deploy(model=model, traffic_split=split, machine_type="n1-standard-2")
 
 
 def deployed_id(vertex_env: VertexStandins, version: str) -> str:
@@ -112,17 +113,17 @@ def test_versions_aliases_and_labels(vertex_env: VertexStandins, upload) -> None
     first = upload(1, labels={"blessed": "true", "git_commit": "abc123"})
     second = upload(2, labels={"blessed": "false"})
 
-    assert (first.resource_name, first.version_id) == (f"{PARENT}/models/taxi", "1")
+    assert (first.resource_name, first.version_id) == (f"{PARENT}/models/my-model", "1")
     assert second.version_id == "2"
-    model = vertex_env.models.model("taxi")
+    model = vertex_env.models.model("my-model")
     assert model.aliases == {"default": "1", "candidate": "2"}  # version 1 always gets default
     assert model.version("1")["labels"] == {"blessed": "true", "git_commit": "abc123"}
-    assert model.version("2")["artifactUri"] == "gs://models/taxi/2"
-    assert aiplatform.Model("taxi", version="candidate").version_id == "2"
-    assert aiplatform.Model("taxi").version_id == "1"  # no version: the default alias
-    assert aiplatform.Model("taxi", version="2").labels == {"blessed": "false"}
+    assert model.version("2")["artifactUri"] == "gs://models/my-model/2"
+    assert aiplatform.Model("my-model", version="candidate").version_id == "2"
+    assert aiplatform.Model("my-model").version_id == "1"  # no version: the default alias
+    assert aiplatform.Model("my-model", version="2").labels == {"blessed": "false"}
 
-    registry = aiplatform.models.ModelRegistry("taxi")
+    registry = aiplatform.models.ModelRegistry("my-model")
     assert [(v.version_id, sorted(v.version_aliases)) for v in registry.list_versions()] == [
         ("1", ["default"]),
         ("2", ["candidate"]),
@@ -133,18 +134,18 @@ def test_versions_aliases_and_labels(vertex_env: VertexStandins, upload) -> None
 def test_an_alias_moves_between_versions_and_default_stays(vertex_env: VertexStandins, upload) -> None:
     upload(1)
     upload(2)
-    registry = aiplatform.models.ModelRegistry("taxi")
+    registry = aiplatform.models.ModelRegistry("my-model")
 
     registry.add_version_aliases(["production"], version="1")
     registry.add_version_aliases(["production", "default"], version="2")
-    assert vertex_env.models.model("taxi").aliases == {"production": "2", "default": "2", "candidate": "2"}
+    assert vertex_env.models.model("my-model").aliases == {"production": "2", "default": "2", "candidate": "2"}
 
     registry.remove_version_aliases(["candidate"], version="2")
-    assert "candidate" not in vertex_env.models.model("taxi").aliases
+    assert "candidate" not in vertex_env.models.model("my-model").aliases
     with pytest.raises(exceptions.BadRequest, match="default alias cannot be removed"):
         registry.remove_version_aliases(["default"], version="2")
     with pytest.raises(exceptions.NotFound):
-        aiplatform.Model("taxi", version="candidate")
+        aiplatform.Model("my-model", version="candidate")
 
 
 def test_upload_errors(vertex_env: VertexStandins, upload) -> None:
@@ -170,7 +171,7 @@ def test_deploy_update_undeploy_keep_the_traffic_rules(vertex_env: VertexStandin
     view = vertex_env.models.endpoint("ep")
     assert view.traffic_by_version == {"1": 90, "2": 10}
     assert view.resource["deployedModels"][1]["dedicatedResources"]["machineSpec"] == {"machineType": "n1-standard-2"}
-    assert vertex_env.models.model("taxi").version("2")["deployedModels"] == [
+    assert vertex_env.models.model("my-model").version("2")["deployedModels"] == [
         {"endpoint": f"{PARENT}/endpoints/ep", "deployedModelId": second}
     ]
 
@@ -185,7 +186,7 @@ def test_deploy_update_undeploy_keep_the_traffic_rules(vertex_env: VertexStandin
     aiplatform.Endpoint("ep").undeploy(second)  # the last one may keep its traffic
     view = vertex_env.models.endpoint("ep")
     assert (view.deployments, view.traffic_split) == ([], {})
-    assert "deployedModels" not in vertex_env.models.model("taxi").version("2")
+    assert "deployedModels" not in vertex_env.models.model("my-model").version("2")
     assert vertex_env.models.replica(second) is None
 
 
@@ -201,7 +202,7 @@ def test_a_deploy_that_fails_midway_leaves_the_endpoint_as_before(vertex_env: Ve
     operation = endpoint.api_client.deploy_model(
         endpoint=endpoint.resource_name,
         deployed_model={
-            "model": f"{PARENT}/models/taxi@2",
+            "model": f"{PARENT}/models/my-model@2",
             "dedicated_resources": {"machine_spec": {"machine_type": "n1-standard-2"}, "min_replica_count": 1},
         },
         traffic_split={first: 50, "0": 50},
@@ -227,7 +228,7 @@ def test_predict_answers_with_the_models_outputs(vertex_env: VertexStandins, upl
 
     assert probabilities(answer) == pytest.approx([expected("1", instance) for instance in INSTANCES], rel=1e-6)
     assert (answer.deployed_model_id, answer.model_version_id) == (deployed_id(vertex_env, "1"), "1")
-    assert answer.model_resource_name == f"{PARENT}/models/taxi"
+    assert answer.model_resource_name == f"{PARENT}/models/my-model"
     record = vertex_env.models.predictions[-1]
     assert (record.version_id, record.instances, record.status) == ("1", 2, 200)
     assert record.latency_ms > 0
@@ -312,8 +313,8 @@ def test_a_model_that_cannot_be_loaded_fails_the_deploy(vertex_env: VertexStandi
     aiplatform.Model.upload(
         serving_container_image_uri=TF_SERVING_IMAGE,
         artifact_uri="gs://test-staging-bucket/no-model-here",
-        model_id="taxi",
-        display_name="taxi",
+        model_id="my-model",
+        display_name="my-model",
     )
     endpoint = aiplatform.Endpoint.create(display_name="ep", endpoint_id="ep")
 

@@ -1,4 +1,4 @@
-"""The real exported taxi model (models/serving.py) behind the fake Vertex AI endpoint.
+"""The real exported model (models/, trained briefly on the configured data) behind the fake Vertex AI endpoint.
 
 configs/smoke_instances.json goes through the SDK, the fake service and the TF Serving stand-in to
 the model's serving_default, as `make promote` sends it to a real endpoint.
@@ -21,9 +21,12 @@ SMOKE_INSTANCES = Path(__file__).resolve().parents[3] / "configs" / "smoke_insta
 
 
 def test_the_exported_model_answers_the_smoke_instances(vertex_env: VertexStandins, model_uri: Path) -> None:  # noqa: F811
-    artifacts = upload_folder(vertex_env.storage_client(), model_uri / "Format-Serving", "gs://models/taxi/1")
+    artifacts = upload_folder(vertex_env.storage_client(), model_uri / "Format-Serving", "gs://models/my-model/1")
     model = aiplatform.Model.upload(
-        serving_container_image_uri=TF_SERVING_IMAGE, artifact_uri=artifacts, model_id="taxi", display_name="taxi"
+        serving_container_image_uri=TF_SERVING_IMAGE,
+        artifact_uri=artifacts,
+        model_id="my-model",
+        display_name="my-model",
     )
     endpoint = model.deploy(machine_type="n1-standard-2")
     instances = json.loads(SMOKE_INSTANCES.read_text())
