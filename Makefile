@@ -82,8 +82,8 @@ test-tools: setup
 test-rest: setup
 	$(PY) -m pytest --ignore=tests/tools
 
-fork-check: setup ## Adapt copies of the template to two generated datasets and run the whole suite in each (about 45 min)
-	MAKE_IT_YOURS_SUITE=full $(PY) -m pytest tests/test_make_it_yours.py
+fork-check: setup ## Adapt copies of the template to two generated datasets and run the whole suite in each (about 30 min on 2 cores)
+	MAKE_IT_YOURS_SUITE=full $(PY) -m pytest -s tests/test_make_it_yours.py
 
 lint: setup ## Check style with ruff
 	$(PY) -m ruff check .

@@ -12,7 +12,7 @@ they are, with this repository's interpreter. The machinery (pipeline/, componen
 tools/) and its tests are used as they are: a change they would need fails here.
 
 With MAKE_IT_YOURS_SUITE=full (`make fork-check`), each copy runs its own `make test` instead, this
-file included (in a copy it skips the dataset the copy already is): about 20 minutes per copy on 2
+file included (in a copy it skips the dataset the copy already is): about 15 minutes per copy on 2
 cores, so not on every push (.github/workflows/fork-check.yaml, weekly).
 """
 
