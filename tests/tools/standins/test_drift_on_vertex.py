@@ -161,7 +161,7 @@ def run(cloud: LocalCloud, spec: dict[str, Any], job_id: str) -> dict[str, Any]:
     )
 
 
-def test_a_broken_label_is_stopped_at_the_gate_on_vertex(cloud: tuple[LocalCloud, str]) -> None:
+def test_drifted_data_is_stopped_at_the_gate_on_vertex(cloud: tuple[LocalCloud, str]) -> None:
     local_cloud, image = cloud
     column, threshold = drift_checked()
     first = run(local_cloud, spec_with_the_compiled_drift_steps(image, f"{FIXTURES}/data"), FIRST_JOB)
