@@ -94,7 +94,7 @@ bench: setup ## Measure cold and cached runs: time per component, memory, AUC (R
 	  $(if $(REPEATS),--repeats $(REPEATS)) $(if $(BASELINE),--baseline) $(if $(KERAS_MODES),--keras-modes $(KERAS_MODES))
 
 .PHONY: bench-data bench-compare
-bench-data: setup ## Scale the taxi sample to ROWS= rows of CSV (OUT=dir, default .local/bench-data/rows-N)
+bench-data: setup ## Scale the example's data (the bench's) to ROWS= rows of CSV (OUT=dir, default .local/bench-data/rows-N)
 	$(PY) -m tools.bench.data --rows $(ROWS) --out $(or $(OUT),.local/bench-data/rows-$(ROWS))
 
 bench-compare: setup ## Compare two bench results: ratios B/A (A=a.json B=b.json, VARIANT=ours|ours_cached|template_default|template_legacy)

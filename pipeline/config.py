@@ -60,7 +60,7 @@ class _Strict(BaseModel):
 
 
 class DataConfig(_Strict):
-    path: str | None = Field(default=None, description="Folder of CSV files; null = the taxi sample shipped with tfx.")
+    path: str | None = Field(default=None, description="Folder of CSV files; null = the example's, in tfx.")
     eval_fraction: float = 0.33
     # Cell values that mean "no value", as an empty cell does (an empty cell always does): CsvExampleGen
     # writes them as a feature without a value, and the preflight check and `make schema` read them so.

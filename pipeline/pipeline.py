@@ -430,9 +430,9 @@ def eval_config(config: PipelineConfig, task: Task = label.TASK) -> tfma.EvalCon
     Multi-class: AUC one class against the rest per class (binarized by class id), and their macro
     average with equal class weights in a spec of its own, which carries the thresholds. The label's
     mean per slice (per class) tells slices that hold one class apart: AUC is undefined there, and
-    TFMA reports it as 0.0 (components/eval_metrics.py). Accuracy is not computed for the taxi model:
-    a constant guess scores 0.77 on its label, and on 50,000 eval rows its confusion matrix took
-    about a sixth of the Evaluator's time.
+    TFMA reports it as 0.0 (components/eval_metrics.py). Accuracy only where `metrics` lists it: the
+    example's does not (a constant guess scores 0.77 on its label, and on 50,000 eval rows its
+    confusion matrix took about a sixth of the Evaluator's time).
     """
     evaluation = config.evaluation
     definitions = [eval_metrics.definition(name, task) for name in evaluation.metric_names]

@@ -15,7 +15,7 @@ def startup_objects_frozen() -> Iterator[None]:
     """Keeps the objects alive at the start of a run (imported modules: TensorFlow alone has
     hundreds of thousands) out of every garbage collection until the run ends.
 
-    A full collection walks every tracked object: on the taxi sample the eleven collections of a
+    A full collection walks every tracked object: on the example's data the eleven collections of a
     run took 4.5 s with the imports in view, and 0.55 s with them frozen (after one 0.3 s
     collection to start from live objects only). Unfrozen at the end, for callers that run more
     than once in one process (the tests).
@@ -33,7 +33,7 @@ def release_freed_memory() -> None:
 
     Every step runs in the same process. glibc keeps what a step freed (TensorFlow graphs, Beam
     bundles) in its arenas, so the process's resident size only grows from step to step; collecting
-    and trimming between steps lowered the peak of a run on the taxi sample by about 100 MB.
+    and trimming between steps lowered the peak of a run on the example's data by about 100 MB.
     """
     gc.collect()
     trim = _malloc_trim()

@@ -18,20 +18,22 @@ from typing import Any
 import pytest
 from google.cloud import aiplatform
 
-from tests.pipeline.expected import vertex_config
-from tests.tools.standins.pipeline_jobs import run_pipeline_job
+from tests.tools.standins.pipeline_jobs import (
+    BUCKET,
+    DEV,
+    FIRST_JOB,
+    PIPELINE_IMAGE_REPOSITORY,
+    PIPELINE_ROOT,
+    PROJECT,
+    REGION,
+    SECOND_JOB,
+    SERVING_IMAGE,
+    run_dev_job,
+)
 from tools.refresh_golden import golden_path
 from tools.rehearsal.cloud import LocalCloud
 from tools.standins.fixtures import aiplatform_configured
 
-PROJECT = "my-tfx-dev"
-REGION = "us-central1"
-CONFIG = vertex_config("dev")
-PIPELINE_ROOT = f"gs://my-tfx-dev-pipelines/{CONFIG.pipeline_name}"
-FIRST_JOB = f"{CONFIG.pipeline_name}-vertex-dev-20261130-030000-aa11"
-SECOND_JOB = f"{CONFIG.pipeline_name}-vertex-dev-20261201-030000-bb22"
-SERVICE_ACCOUNT = "tfx-pipelines@my-tfx-dev.iam.gserviceaccount.com"
-SERVING_IMAGE = "us-docker.pkg.dev/vertex-ai/prediction/tf2-cpu.2-15:latest"
 BASELINE = "BaselineModel"
 
 
@@ -80,22 +82,14 @@ def spec_with_the_compiled_baseline_step(image: str) -> dict[str, Any]:
 def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalCloud, dict[str, Any]]]:
     state = tmp_path_factory.mktemp("cloud")
     with LocalCloud(state / "cloud", PROJECT, REGION) as cloud:
-        cloud.network.storage.create_bucket("my-tfx-dev-pipelines", project=PROJECT, location=REGION)
-        image = cloud.push_pipeline_image(f"{REGION}-docker.pkg.dev/{PROJECT}/pipelines/{CONFIG.pipeline_name}")
+        cloud.network.storage.create_bucket(BUCKET, project=PROJECT, location=REGION)
+        image = cloud.push_pipeline_image(PIPELINE_IMAGE_REPOSITORY)
         with aiplatform_configured(api_endpoint=cloud.vertex_url, project=PROJECT, location=REGION):
             yield cloud, spec_with_the_compiled_baseline_step(image)
 
 
 def run(cloud: LocalCloud, spec: dict[str, Any], job_id: str) -> dict[str, Any]:
-    tasks = run_pipeline_job(
-        cloud,
-        spec,
-        job_id,
-        project=PROJECT,
-        region=REGION,
-        pipeline_root=PIPELINE_ROOT,
-        service_account=SERVICE_ACCOUNT,
-    )
+    tasks = run_dev_job(cloud, spec, job_id)
     failed = {name: task.error.message for name, task in tasks.items() if task.state.name == "FAILED"}
     assert failed == {}
     return tasks
@@ -103,8 +97,8 @@ def run(cloud: LocalCloud, spec: dict[str, Any], job_id: str) -> dict[str, Any]:
 
 def test_the_compiled_step_hands_the_registered_model_to_the_evaluator(cloud: tuple[LocalCloud, dict]) -> None:
     local_cloud, spec = cloud
-    assert CONFIG.registry is not None, "configs/vertex-dev.yaml: no registry, so no BaselineModel step"
-    model_id = CONFIG.registry.model_id
+    assert DEV.registry is not None, "configs/vertex-dev.yaml: no registry, so no BaselineModel step"
+    model_id = DEV.registry.model_id
     first = run(local_cloud, spec, FIRST_JOB)
 
     # Nothing registered yet: an empty output, marked, at the URI the service generated.

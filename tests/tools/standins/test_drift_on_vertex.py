@@ -28,25 +28,26 @@ import tensorflow_data_validation as tfdv
 from google.cloud import aiplatform
 
 from pipeline.paths import REPO_ROOT
-from tests.pipeline.expected import curated_schema, schema_sets_drift_thresholds, vertex_config
+from tests.pipeline.expected import curated_schema, schema_sets_drift_thresholds
 from tests.runners.columns import rarest_value, read_table
-from tests.tools.standins.pipeline_jobs import run_pipeline_job
+from tests.tools.standins.pipeline_jobs import (
+    BUCKET,
+    DEV,
+    FIRST_JOB,
+    PIPELINE_IMAGE_REPOSITORY,
+    PROJECT,
+    REGION,
+    SECOND_JOB,
+    SERVING_IMAGE,
+    run_dev_job,
+)
 from tools.refresh_golden import golden_path
 from tools.rehearsal.cloud import LocalCloud
 from tools.standins.fixtures import aiplatform_configured
 
-PROJECT = "my-tfx-dev"
-REGION = "us-central1"
-BUCKET = "my-tfx-dev-pipelines"
-CONFIG = vertex_config("dev")
-MODEL_ID = CONFIG.registry.model_id if CONFIG.registry else None
-PIPELINE_ROOT = f"gs://{BUCKET}/{CONFIG.pipeline_name}"
+MODEL_ID = DEV.registry.model_id if DEV.registry else None
 FIXTURES = f"gs://{BUCKET}/fixtures"
-SERVICE_ACCOUNT = "tfx-pipelines@my-tfx-dev.iam.gserviceaccount.com"
-SERVING_IMAGE = "us-docker.pkg.dev/vertex-ai/prediction/tf2-cpu.2-15:latest"
 COMPILED = ("BaselineStatistics", "DistributionValidator", "ValidationGate")
-FIRST_JOB = f"{CONFIG.pipeline_name}-vertex-dev-20261130-030000-aa11"
-SECOND_JOB = f"{CONFIG.pipeline_name}-vertex-dev-20261201-030000-bb22"
 SPLITS = '["train", "eval"]'
 
 # A placeholder step: its outputs point at the folders given as JSON in argv[2] (key -> uri, metadata).
@@ -104,9 +105,9 @@ def spec_with_the_compiled_drift_steps(image: str, statistics: str) -> dict[str,
 
 def drift_checked() -> tuple[str, float]:
     """The first feature the curated schema sets a drift threshold on, and that threshold."""
-    if not schema_sets_drift_thresholds(CONFIG) or MODEL_ID is None:
+    if not schema_sets_drift_thresholds(DEV) or MODEL_ID is None:
         pytest.skip("no drift check is compiled: the curated schema sets no drift thresholds or there is no registry")
-    for feature in curated_schema(CONFIG).feature:
+    for feature in curated_schema(DEV).feature:
         comparator = feature.drift_comparator
         if comparator.HasField("jensen_shannon_divergence"):
             return feature.name, comparator.jensen_shannon_divergence.threshold
@@ -144,27 +145,15 @@ def cloud(tmp_path_factory: pytest.TempPathFactory, statistics: dict[str, bytes]
                 storage.put_object(BUCKET, f"fixtures/{name}/Split-{split}/FeatureStats.pb", serialized)
                 storage.put_object(BUCKET, f"fixtures/anomalies/Split-{split}/SchemaDiff.pb", b"")  # none
         storage.put_object(BUCKET, "fixtures/schema/schema.pbtxt", (REPO_ROOT / "schema" / "schema.pbtxt").read_bytes())
-        image = cloud.push_pipeline_image(f"{REGION}-docker.pkg.dev/{PROJECT}/pipelines/{CONFIG.pipeline_name}")
+        image = cloud.push_pipeline_image(PIPELINE_IMAGE_REPOSITORY)
         with aiplatform_configured(api_endpoint=cloud.vertex_url, project=PROJECT, location=REGION):
             yield cloud, image
-
-
-def run(cloud: LocalCloud, spec: dict[str, Any], job_id: str) -> dict[str, Any]:
-    return run_pipeline_job(
-        cloud,
-        spec,
-        job_id,
-        project=PROJECT,
-        region=REGION,
-        pipeline_root=PIPELINE_ROOT,
-        service_account=SERVICE_ACCOUNT,
-    )
 
 
 def test_drifted_data_is_stopped_at_the_gate_on_vertex(cloud: tuple[LocalCloud, str]) -> None:
     local_cloud, image = cloud
     column, threshold = drift_checked()
-    first = run(local_cloud, spec_with_the_compiled_drift_steps(image, f"{FIXTURES}/data"), FIRST_JOB)
+    first = run_dev_job(local_cloud, spec_with_the_compiled_drift_steps(image, f"{FIXTURES}/data"), FIRST_JOB)
 
     # Nothing registered yet: the comparison is skipped, and the gate says so.
     assert {name: task.state.name for name, task in first.items() if task.task_name in COMPILED} == dict.fromkeys(
@@ -183,7 +172,7 @@ def test_drifted_data_is_stopped_at_the_gate_on_vertex(cloud: tuple[LocalCloud, 
         serving_container_image_uri=SERVING_IMAGE,
         labels={"blessed": "true", "pipeline_job": FIRST_JOB},
     )
-    second = run(local_cloud, spec_with_the_compiled_drift_steps(image, f"{FIXTURES}/broken"), SECOND_JOB)
+    second = run_dev_job(local_cloud, spec_with_the_compiled_drift_steps(image, f"{FIXTURES}/broken"), SECOND_JOB)
 
     # The data of the registered model: the first run's StatisticsGen output, read from its task details.
     (baseline,) = second["DistributionValidator"].inputs["baseline_statistics"].artifacts
